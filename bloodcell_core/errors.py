@@ -1,0 +1,21 @@
+"""User-facing errors: one clear line, no traceback."""
+
+
+class BloodcellError(Exception):
+    """An error caused by input the user can fix (a bad path, a corrupt file, ...).
+
+    The CLI prints ``error: <message>`` and exits non-zero; the app shows the
+    message and keeps serving.
+    """
+
+
+class UnreadableImageError(BloodcellError):
+    """An image file that can't be decoded (or is refused for safety)."""
+
+
+class ModelLoadError(BloodcellError):
+    """A model file or card that is missing, corrupt or inconsistent."""
+
+
+class DatasetError(BloodcellError):
+    """A dataset path that is missing, empty or not in a known format."""

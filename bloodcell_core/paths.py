@@ -1,0 +1,33 @@
+"""Where things live: the shipped models, extra model folders, the writable data directory."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_MODELS_DIR = PROJECT_ROOT / "models"
+DEFAULT_MODEL_DIR = SHIPPED_MODELS_DIR / "default"
+SHARED_DEV_DATA = PROJECT_ROOT.parent / "shared" / "data" / "pbc-dev"
+
+
+def data_dir() -> Path:
+    """The one writable folder (review database, caches): ``$BLOODCELL_DATA_DIR`` or ``./data``.
+
+    Created on first use, so the app writes nothing outside it.
+    """
+    path = Path(os.environ.get("BLOODCELL_DATA_DIR", PROJECT_ROOT / "data"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def model_search_dirs() -> list[Path]:
+    """``models/`` plus every folder in ``$BLOODCELL_MODELS_DIR`` (os.pathsep-separated)."""
+    extra = [Path(p) for p in os.environ.get("BLOODCELL_MODELS_DIR", "").split(os.pathsep) if p]
+    return [SHIPPED_MODELS_DIR, *extra]
+
+
+def data_roots() -> list[Path]:
+    """Folders the app may open datasets from: ``$BLOODCELL_DATA_ROOTS`` or the shared dev data."""
+    configured = [Path(p) for p in os.environ.get("BLOODCELL_DATA_ROOTS", "").split(os.pathsep) if p]
+    roots = configured or [SHARED_DEV_DATA.parent]
+    return [r.resolve() for r in roots if r.exists()]
