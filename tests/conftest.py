@@ -1,0 +1,55 @@
+"""Shared pytest fixtures."""
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from bloodcell_core.review.store import ReviewStore
+
+PG_URL_VARIABLE = "BLOODCELL_TEST_PG_URL"
+PG_SKIP_REASON = "BLOODCELL_TEST_PG_URL not set (CI starts PostgreSQL)"
+STORE_BACKENDS = ["sqlite", "postgres"]
+
+
+@contextmanager
+def empty_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A URL to an empty review database: SQLite in tmp_path, or a fresh schema on the test PostgreSQL."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'review.sqlite'}"
+        return
+    pg_url = os.environ.get(PG_URL_VARIABLE)
+    if not pg_url:
+        pytest.skip(PG_SKIP_REASON)
+    schema = f"test_{uuid.uuid4().hex[:16]}"
+    admin = sa.create_engine(pg_url)
+    with admin.begin() as connection:
+        connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    try:
+        yield make_url(pg_url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+            hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def review_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty review database, once per backend (PostgreSQL skips without a server)."""
+    with empty_database_url(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def review_store(review_store_url: str) -> Iterator[ReviewStore]:
+    """An empty :class:`ReviewStore`, once on SQLite and once on PostgreSQL (when available)."""
+    store = ReviewStore(review_store_url)
+    yield store
+    store.close()
