@@ -16,6 +16,7 @@ COMMANDS: list[str] = [
     "bloodcell_core.training.cli",
     "bloodcell_core.evaluation.cli",
     "bloodcell_core.inference.cli",
+    "bloodcell_core.robustness.cli",
 ]
 
 
