@@ -45,7 +45,7 @@ class Dataset:
     def load(self, index: int) -> np.ndarray:
         """Decode one image (raises UnreadableImageError)."""
         if self.arrays is not None:
-            return _array_to_rgb(self.arrays[index])
+            return array_to_rgb(self.arrays[index])
         return load_image(self.items[index])
 
     def subset(self, indices: np.ndarray | list[int]) -> "Dataset":
@@ -78,7 +78,7 @@ class Dataset:
         return digest.hexdigest()[:16]
 
 
-def _array_to_rgb(array: np.ndarray) -> np.ndarray:
+def array_to_rgb(array: np.ndarray) -> np.ndarray:
     array = np.asarray(array)
     if array.dtype != np.uint8:
         high = float(array.max()) if array.size else 1.0

@@ -1,0 +1,1 @@
+"""Serving: the Predictor (crop, classify, flag for review) and the predict command."""

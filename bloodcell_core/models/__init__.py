@@ -1,0 +1,1 @@
+"""Model architectures and the on-disk model format (Keras file + model card JSON)."""

@@ -1,0 +1,1 @@
+"""From a decoded RGB image to model input: cell localisation and cropping."""

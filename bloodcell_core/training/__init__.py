@@ -1,0 +1,1 @@
+"""Training: data preparation, grouped split, augmentation, the train command."""

@@ -1,0 +1,36 @@
+"""``python -m bloodcell_core evaluate DATA [--model DIR] --out report.json``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("evaluate", help="metrics of a model on a labelled dataset")
+    parser.add_argument("data", help="folder of class folders, .npz or CSV manifest")
+    parser.add_argument("--model", default=None, help="model folder (default: the shipped model)")
+    parser.add_argument("--split", default=None, help="npz split (default: all splits)")
+    parser.add_argument("--out", required=True, help="report JSON path")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from bloodcell_core.data.datasets import load_dataset
+    from bloodcell_core.evaluation.evaluate import evaluate
+    from bloodcell_core.inference.predictor import Predictor
+    from bloodcell_core.progress import tqdm_progress
+
+    predictor = Predictor.load(args.model)
+    dataset = load_dataset(args.data, args.split)
+    report = evaluate(dataset, predictor, tqdm_progress()).report
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    ig_mo = report["ig_to_monocyte"]
+    print(f"{report['n_images']} images: accuracy {report['accuracy']:.4f}, balanced {report['balanced_accuracy']:.4f}, "
+          f"ECE {report['ece']:.4f}" + (f", IG->monocyte {ig_mo:.4f}" if ig_mo is not None else "")
+          + f"; {len(report['unreadable'])} unreadable, "
+          f"{report['unknown_class_images']['n_images']} of classes the model lacks -> {out}", file=sys.stderr)
+    return 0

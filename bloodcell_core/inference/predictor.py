@@ -1,0 +1,115 @@
+"""The Predictor: one object that turns decoded images into explained-ready predictions.
+
+Path for every image, in training, evaluation, the CLI and the app alike:
+decoded RGB -> :func:`localise_and_crop` (crop_size from the card) -> model (scaling inside).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bloodcell_core.inference.review_flags import ood_distance, review_reasons
+from bloodcell_core.preprocess.localise import localise_and_crop
+from bloodcell_core.progress import ProgressFn
+
+
+@dataclass
+class Prediction:
+    predicted: str
+    confidence: float
+    probabilities: dict[str, float]
+    needs_review: bool
+    review_reasons: list[str] = field(default_factory=list)
+    crop_box: tuple[int, int, int, int] | None = None
+    localised: bool = True
+
+    def top(self, k: int = 3) -> list[tuple[str, float]]:
+        return sorted(self.probabilities.items(), key=lambda kv: -kv[1])[:k]
+
+
+class Predictor:
+    """A loaded model with its card. Build once (the app caches it with st.cache_resource)."""
+
+    def __init__(self, model: Any, card: dict[str, Any]):
+        import keras
+
+        self.model = model
+        self.card = card
+        self.classes: list[str] = list(card["classes"])
+        self.crop_size = int(card.get("crop_size") or model.inputs[0].shape[1])
+        self.policy: dict[str, Any] = card.get("review", {})
+        centroids = self.policy.get("ood_centroids")
+        self._centroids = np.asarray(centroids, dtype=np.float32) if centroids else None
+        try:
+            features = model.get_layer("features").output
+        except ValueError:
+            features = model.layers[-2].output
+        self._outputs_and_features = keras.Model(model.inputs, [model.outputs[0], features])
+
+    @classmethod
+    def load(cls, model_dir: str | Path | None = None) -> "Predictor":
+        from bloodcell_core.models.store import load_model
+
+        model, card = load_model(model_dir)
+        return cls(model, card)
+
+    @classmethod
+    def from_model(cls, model: Any, classes: list[str], card: dict[str, Any] | None = None) -> "Predictor":
+        side = int(model.inputs[0].shape[1])
+        base = {"name": model.name, "classes": list(classes), "crop_size": side, "input_size": side,
+                "architecture": "in-memory"}
+        return cls(model, {**base, **(card or {})})
+
+    @property
+    def name(self) -> str:
+        return str(self.card.get("name", "model"))
+
+    def prepare(self, image: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+        """RGB uint8 -> model input (S, S, 3) float32 plus where the cell was found."""
+        crop, where = localise_and_crop(image, self.crop_size)
+        return crop.astype(np.float32), {"crop_box": where.box, "localised": where.found}
+
+    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        probabilities, features = self._outputs_and_features.predict_on_batch(batch)
+        return np.asarray(probabilities), np.asarray(features)
+
+    def _batches(self, images: list[np.ndarray], batch_size: int, progress: ProgressFn | None,
+                 label: str):
+        for start in range(0, len(images), batch_size):
+            prepared = [self.prepare(img) for img in images[start:start + batch_size]]
+            batch = np.stack([p[0] for p in prepared])
+            yield [p[1] for p in prepared], *self._run(batch)
+            if progress is not None:
+                progress(min(start + batch_size, len(images)), len(images), label)
+
+    def predict_images(self, images: list[np.ndarray], batch_size: int = 64,
+                       progress: ProgressFn | None = None) -> list[Prediction]:
+        results: list[Prediction] = []
+        for infos, probabilities, features in self._batches(images, batch_size, progress, "Predicting"):
+            distances = (ood_distance(features, self._centroids) if self._centroids is not None
+                         else [None] * len(infos))
+            for info, probs, distance in zip(infos, probabilities, distances):
+                results.append(self._to_prediction(probs, distance, info))
+        return results
+
+    def _to_prediction(self, probs: np.ndarray, distance: float | None, info: dict[str, Any]) -> Prediction:
+        best = int(np.argmax(probs))
+        confidence = float(probs[best])
+        reasons = review_reasons(confidence, None if distance is None else float(distance),
+                                 info["localised"], self.policy)
+        return Prediction(self.classes[best], confidence,
+                          {c: float(p) for c, p in zip(self.classes, probs)},
+                          bool(reasons), reasons, tuple(info["crop_box"]), info["localised"])
+
+    def predict_proba(self, images: list[np.ndarray], batch_size: int = 64,
+                      progress: ProgressFn | None = None) -> np.ndarray:
+        parts = [probs for _, probs, _ in self._batches(images, batch_size, progress, "Predicting")]
+        return np.concatenate(parts) if parts else np.zeros((0, len(self.classes)), np.float32)
+
+    def embed(self, images: list[np.ndarray], batch_size: int = 64,
+              progress: ProgressFn | None = None) -> np.ndarray:
+        parts = [feats for _, _, feats in self._batches(images, batch_size, progress, "Embedding")]
+        return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)

@@ -1,0 +1,125 @@
+"""A model on disk is a folder: ``model.keras`` plus ``card.json`` (the model card).
+
+The card carries everything serving needs besides the weights (classes, crop size,
+needs-review thresholds, out-of-distribution reference) and everything a reader needs
+to trust or reproduce the model (command, config, data fingerprint, metrics, versions).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from bloodcell_core.errors import ModelLoadError
+from bloodcell_core.paths import DEFAULT_MODEL_DIR, model_search_dirs
+
+MODEL_FILE = "model.keras"
+CARD_FILE = "card.json"
+REQUIRED_CARD_KEYS = ("classes", "input_size", "crop_size", "architecture")
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = ("tensorflow-cpu", "tensorflow", "keras", "numpy", "scikit-learn", "pillow", "scipy", "scikit-image")
+    found = {"python": platform.python_version()}
+    for name in names:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def save_model(model: Any, card: dict[str, Any], out_dir: str | Path) -> Path:
+    """Write model.keras and card.json atomically enough: temp files, then rename."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    missing = [k for k in REQUIRED_CARD_KEYS if k not in card]
+    if missing:
+        raise ValueError(f"model card lacks {missing}")
+    with tempfile.NamedTemporaryFile(dir=out, suffix=".keras", delete=False) as handle:
+        tmp_model = Path(handle.name)
+    model.save(tmp_model)
+    os.replace(tmp_model, out / MODEL_FILE)
+    tmp_card = out / f".{CARD_FILE}.tmp"
+    tmp_card.write_text(json.dumps(card, indent=2, default=_json_default) + "\n")
+    os.replace(tmp_card, out / CARD_FILE)
+    return out
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def read_card(model_dir: str | Path) -> dict[str, Any]:
+    path = Path(model_dir) / CARD_FILE
+    try:
+        card = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelLoadError(f"{model_dir}: no {CARD_FILE} (a model folder holds {MODEL_FILE} and {CARD_FILE})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"{path}: model card is not valid JSON ({exc})") from None
+    missing = [k for k in REQUIRED_CARD_KEYS if k not in card]
+    if missing:
+        raise ModelLoadError(f"{path}: model card lacks {', '.join(missing)}")
+    return card
+
+
+def resolve_model_dir(model_dir: str | Path | None) -> Path:
+    """None means the shipped default; a path to model.keras means its folder."""
+    path = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
+    if path.is_file() and path.name == MODEL_FILE:
+        path = path.parent
+    if not path.exists():
+        raise ModelLoadError(f"{path}: no such model folder")
+    if not (path / MODEL_FILE).is_file():
+        raise ModelLoadError(f"{path}: no {MODEL_FILE} in this folder")
+    return path
+
+
+def load_model(model_dir: str | Path | None = None) -> tuple[Any, dict[str, Any]]:
+    """Load (keras model, card); any corruption or mismatch is a one-line ModelLoadError."""
+    import keras
+
+    import bloodcell_core.models.architectures  # noqa: F401  (registers custom layers)
+
+    path = resolve_model_dir(model_dir)
+    card = read_card(path)
+    try:
+        model = keras.saving.load_model(path / MODEL_FILE, compile=False)
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as exc:
+        raise ModelLoadError(f"{path / MODEL_FILE}: corrupt or unreadable model file "
+                             f"({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
+    _check_card_matches(model, card, path)
+    return model, card
+
+
+def _check_card_matches(model: Any, card: dict[str, Any], path: Path) -> None:
+    n_outputs = int(model.outputs[0].shape[-1])
+    if n_outputs != len(card["classes"]):
+        raise ModelLoadError(f"{path}: model card lists {len(card['classes'])} classes but the model "
+                             f"outputs {n_outputs}")
+    side = model.inputs[0].shape[1]
+    if side is not None and int(side) != int(card["crop_size"]):
+        raise ModelLoadError(f"{path}: model card says crop size {card['crop_size']} but the model "
+                             f"takes {side} px input")
+
+
+def list_models() -> list[Path]:
+    """Every model folder (holding model.keras + card.json) under the model search dirs."""
+    found: list[Path] = []
+    for root in model_search_dirs():
+        if not root.is_dir():
+            continue
+        candidates = [root, *sorted(p for p in root.iterdir() if p.is_dir())]
+        found += [p for p in candidates if (p / MODEL_FILE).is_file() and (p / CARD_FILE).is_file()]
+    return found

@@ -1,0 +1,68 @@
+"""Online (per-batch, in tf.data) augmentation of cell crops.
+
+Names usable in ``--augment``: the microscopy set (flip, rot90, zoom, colour, blur, noise)
+and the published set (randaugment, augmix, mixup, cutmix; noise is shared).  Offline
+raw-image shifts and corruptions live in :mod:`bloodcell_core.training.prepare`.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import keras
+import tensorflow as tf
+
+AUGMENTATIONS = ("flip", "rot90", "zoom", "colour", "blur", "noise", "randaugment", "augmix", "mixup", "cutmix")
+DEFAULT_AUGMENT = ("flip", "rot90", "zoom", "colour", "noise", "mixup")
+
+Batch = tuple[tf.Tensor, tf.Tensor, tf.Tensor]  # images (float 0..255), one-hot labels, sample weights
+
+
+def _dihedral(images: tf.Tensor, rot90: bool) -> tf.Tensor:
+    """Random flips, and with rot90 a random transpose: together all 8 square symmetries."""
+    images = tf.image.random_flip_left_right(images)
+    images = tf.image.random_flip_up_down(images)
+    if rot90:
+        transpose = tf.random.uniform([tf.shape(images)[0], 1, 1, 1]) < 0.5
+        images = tf.where(transpose, tf.transpose(images, [0, 2, 1, 3]), images)
+    return images
+
+
+def build_augmenter(names: tuple[str, ...] | list[str], seed: int) -> Callable[[tf.Tensor, tf.Tensor, tf.Tensor], Batch]:
+    unknown = set(names) - set(AUGMENTATIONS)
+    if unknown:
+        from bloodcell_core.errors import BloodcellError
+        raise BloodcellError(f"unknown augmentation(s) {sorted(unknown)}; choose from {', '.join(AUGMENTATIONS)}")
+    image_layers: list[keras.layers.Layer] = []
+    if "zoom" in names:
+        image_layers.append(keras.layers.RandomZoom((-0.2, 0.15), fill_mode="reflect", seed=seed))
+    if "colour" in names:
+        image_layers.append(keras.layers.RandomColorJitter(value_range=(0, 255), brightness_factor=0.1,
+                                                           contrast_factor=0.2, saturation_factor=(0.35, 0.65),
+                                                           hue_factor=0.04, seed=seed))
+    if "blur" in names:
+        image_layers.append(keras.layers.RandomGaussianBlur(factor=0.5, kernel_size=5, sigma=(0.1, 1.5), seed=seed))
+    if "randaugment" in names:
+        image_layers.append(keras.layers.RandAugment(value_range=(0, 255), num_ops=2, factor=0.3, seed=seed))
+    if "augmix" in names:
+        image_layers.append(keras.layers.AugMix(value_range=(0, 255), factor=0.3, seed=seed))
+    noise = keras.layers.GaussianNoise(0.025, seed=seed) if "noise" in names else None  # on 0..1 scale
+    mixers = [keras.layers.MixUp(alpha=0.2, seed=seed)] if "mixup" in names else []
+    mixers += [keras.layers.CutMix(factor=0.5, seed=seed)] if "cutmix" in names else []
+    flip, rot90 = "flip" in names, "rot90" in names
+
+    def augment(images: tf.Tensor, labels: tf.Tensor, weights: tf.Tensor) -> Batch:
+        images = tf.cast(images, tf.float32)
+        if flip or rot90:
+            images = _dihedral(images, rot90)
+        for layer in image_layers:
+            images = layer(images, training=True)
+        if noise is not None:
+            images = noise(images / 255.0, training=True) * 255.0
+        for mixer in mixers:  # together they mix half of the batches; the rest stay unmixed
+            mixed = mixer({"images": images, "labels": labels}, training=True)
+            apply = tf.random.uniform([]) < 0.5 / len(mixers)
+            images = tf.where(apply, mixed["images"], images)
+            labels = tf.where(apply, tf.cast(mixed["labels"], labels.dtype), labels)
+        return tf.clip_by_value(images, 0.0, 255.0), labels, weights
+
+    return augment

@@ -1,0 +1,246 @@
+"""The train command's engine: prepare data, split, fit, calibrate review policy, write card."""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.utils.class_weight import compute_class_weight
+
+from bloodcell_core.data.datasets import Dataset
+from bloodcell_core.errors import DatasetError
+from bloodcell_core.evaluation.metrics import classification_report, coverage_curve
+from bloodcell_core.preprocess.localise import CROP_FACTOR
+from bloodcell_core.progress import ProgressFn
+from bloodcell_core.training.prepare import PreparedData, prepare_arrays
+from bloodcell_core.training.split import GROUPING_HAMMING, duplicate_groups, grouped_split
+
+PBC_CREDIT = ("Trained on the PBC dataset: A. Acevedo et al., 'A dataset of microscopic peripheral blood cell "
+              "images for development of automatic recognition systems', Data in Brief 30 (2020) 105474, "
+              "CC BY 4.0.")
+
+
+@dataclass
+class TrainConfig:
+    arch: str = "compact"
+    input_size: int = 96
+    crop_size: int | None = None  # defaults to input_size
+    width: float = 1.0
+    epochs: int = 40
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: int = 2
+    label_smoothing: float = 0.1
+    dropout: float = 0.2
+    patience: int = 8
+    val_fraction: float = 0.15
+    seed: int = 42
+    augment: list[str] = field(default_factory=lambda: ["flip", "rot90", "zoom", "colour", "noise", "mixup"])
+    domain_variants: int = 1
+    corruption_variants: int = 1
+    clean_fraction: float = 0.5  # share of each epoch's samples drawn from the clean crop
+    weights: str | None = None
+    head_epochs: int = 3
+    unfreeze_fraction: float = 0.3
+    max_images: int | None = None
+    workers: int | None = None
+
+
+def _subsample(dataset: Dataset, max_images: int | None, seed: int) -> Dataset:
+    if not max_images or max_images >= len(dataset):
+        return dataset
+    rng = np.random.default_rng(seed)
+    per_class = [rng.permutation(np.flatnonzero(dataset.labels == c)) for c in range(len(dataset.classes))]
+    picked, i = [], 0
+    while len(picked) < max_images:
+        picked += [idx[i] for idx in per_class if i < len(idx)][: max_images - len(picked)]
+        i += 1
+    return dataset.subset(np.sort(picked))
+
+
+def _check_trainable(dataset: Dataset, prepared: PreparedData) -> None:
+    counts = np.bincount(dataset.labels[prepared.readable], minlength=len(dataset.classes))
+    if (counts > 0).sum() < 2:
+        raise DatasetError(f"{dataset.source}: need readable images of at least 2 classes to train")
+
+
+def _epoch_batches(prepared: PreparedData, indices: np.ndarray, labels_onehot: np.ndarray,
+                   sample_weights: np.ndarray, config: TrainConfig, rng: np.random.Generator):
+    """Yield one epoch of (images, labels, weights): each sample clean or one of its variants."""
+    order = rng.permutation(indices)
+    n_variants = prepared.variants.shape[1]
+    for start in range(0, len(order), config.batch_size):
+        batch = order[start:start + config.batch_size]
+        use_variant = (rng.random(len(batch)) >= config.clean_fraction) & (n_variants > 0)
+        which = rng.integers(0, max(n_variants, 1), len(batch))
+        images = prepared.crops[batch].copy()
+        if use_variant.any():
+            images[use_variant] = prepared.variants[batch[use_variant], which[use_variant]]
+        yield images, labels_onehot[batch], sample_weights[batch]
+
+
+def _make_train_dataset(prepared, indices, labels_onehot, sample_weights, config):
+    import tensorflow as tf
+
+    from bloodcell_core.training.augment import build_augmenter
+
+    rng = np.random.default_rng(config.seed)
+    size = prepared.crops.shape[1]
+    n_classes = labels_onehot.shape[1]
+    signature = (tf.TensorSpec((None, size, size, 3), tf.uint8), tf.TensorSpec((None, n_classes), tf.float32),
+                 tf.TensorSpec((None,), tf.float32))
+    dataset = tf.data.Dataset.from_generator(
+        lambda: _epoch_batches(prepared, indices, labels_onehot, sample_weights, config, rng),
+        output_signature=signature)
+    steps = int(np.ceil(len(indices) / config.batch_size))
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(steps))
+    augment = build_augmenter(tuple(config.augment), config.seed)
+    return dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+
+
+def _compile(model, config: TrainConfig, steps_per_epoch: int, epochs: int, learning_rate: float) -> None:
+    import keras
+
+    total = max(1, steps_per_epoch * epochs)
+    warmup = min(total // 2, steps_per_epoch * config.warmup_epochs)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=learning_rate / 10, decay_steps=max(1, total - warmup),
+        warmup_target=learning_rate, warmup_steps=warmup, alpha=0.01)
+    model.compile(optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+                  metrics=["accuracy"], jit_compile=False)
+
+
+def _fit(model, train_ds, val_data, config: TrainConfig, steps: int, epochs: int, learning_rate: float,
+         initial_epoch: int = 0):
+    import keras
+
+    _compile(model, config, steps, epochs, learning_rate)
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
+                                         restore_best_weights=True)
+    verbose = 1 if sys.stderr.isatty() else 2
+    return model.fit(train_ds, validation_data=val_data, epochs=initial_epoch + epochs,
+                     initial_epoch=initial_epoch, callbacks=[stop], verbose=verbose)
+
+
+def _set_backbone_trainable(model, fraction: float | None) -> None:
+    """None freezes the whole backbone; a fraction unfreezes that top share (BatchNorm stays frozen)."""
+    import keras
+
+    from bloodcell_core.models.architectures import backbone_layer_names
+
+    names = backbone_layer_names(model)
+    first_trainable = len(names) if fraction is None else int(len(names) * (1 - fraction))
+    for i, name in enumerate(names):
+        layer = model.get_layer(name)
+        layer.trainable = i >= first_trainable and not isinstance(layer, keras.layers.BatchNormalization)
+
+
+def train(dataset: Dataset, config: TrainConfig, command: str = "",
+          progress: ProgressFn | None = None) -> tuple[Any, dict[str, Any]]:
+    """Train a model on ``dataset``; returns (keras model, model card)."""
+    started = time.time()
+    dataset = _subsample(dataset, config.max_images, config.seed)
+    crop_size = config.crop_size or config.input_size
+    prepared = prepare_arrays(dataset, crop_size, config.domain_variants, config.corruption_variants,
+                              config.seed, config.workers, progress)
+    _check_trainable(dataset, prepared)
+    readable = np.flatnonzero(prepared.readable)
+    groups = duplicate_groups(prepared.phashes[readable])
+    train_pos, val_pos = grouped_split(dataset.labels[readable], groups, config.val_fraction, config.seed)
+    train_idx, val_idx = readable[train_pos], readable[val_pos]
+
+    import keras
+
+    from bloodcell_core.models.architectures import build_model
+
+    keras.utils.set_random_seed(config.seed)
+    n_classes = len(dataset.classes)
+    onehot = np.eye(n_classes, dtype=np.float32)[dataset.labels]
+    present = np.unique(dataset.labels[train_idx])
+    class_weights = compute_class_weight("balanced", classes=present, y=dataset.labels[train_idx])
+    weight_of = np.ones(n_classes, np.float32)
+    weight_of[present] = class_weights
+    sample_weights = weight_of[dataset.labels].astype(np.float32)
+
+    model = build_model(config.arch, n_classes, config.input_size, crop_size, config.dropout, config.weights,
+                        config.width)
+    train_ds = _make_train_dataset(prepared, train_idx, onehot, sample_weights, config)
+    val_data = (prepared.crops[val_idx].astype(np.float32), onehot[val_idx])
+    steps = int(np.ceil(len(train_idx) / config.batch_size))
+    histories = []
+    if config.weights:  # two-phase fine-tuning: head on a frozen backbone, then the unfrozen top
+        _set_backbone_trainable(model, None)
+        histories.append(_fit(model, train_ds, val_data, config, steps, config.head_epochs, config.learning_rate))
+        _set_backbone_trainable(model, config.unfreeze_fraction)
+        histories.append(_fit(model, train_ds, val_data, config, steps, config.epochs, config.learning_rate / 10,
+                              initial_epoch=config.head_epochs))
+    else:
+        histories.append(_fit(model, train_ds, val_data, config, steps, config.epochs, config.learning_rate))
+    card = _make_card(model, dataset, prepared, config, train_idx, val_idx, histories, command,
+                      time.time() - started)
+    return model, card
+
+
+def _history_summary(histories) -> dict[str, Any]:
+    merged: dict[str, list[float]] = {}
+    for history in histories:
+        for key, values in history.history.items():
+            merged.setdefault(key, []).extend(float(v) for v in values)
+    val_loss = merged.get("val_loss", [])
+    return {"epochs_run": len(val_loss), "best_epoch": int(np.argmin(val_loss)) + 1 if val_loss else None,
+            "history": {k: [round(v, 5) for v in vals] for k, vals in merged.items()}}
+
+
+def _make_card(model, dataset: Dataset, prepared: PreparedData, config: TrainConfig, train_idx, val_idx,
+               histories, command: str, seconds: float) -> dict[str, Any]:
+    from bloodcell_core.inference.predictor import Predictor
+    from bloodcell_core.inference.review_flags import fit_review_policy
+    from bloodcell_core.models.store import package_versions
+
+    crop_size = prepared.crops.shape[1]
+    probe = Predictor.from_model(model, dataset.classes)
+    val_images = prepared.crops[val_idx].astype(np.float32)
+    probabilities, features = probe._run(val_images)
+    labels = dataset.labels[val_idx]
+    report = classification_report(probabilities, labels, dataset.classes)
+    confidence = probabilities.max(axis=1)
+    report["coverage_curve"] = coverage_curve(confidence, probabilities.argmax(axis=1) == labels)
+    shifted = {}
+    for v in range(prepared.variants.shape[1]):
+        shifted_probs, _ = probe._run(prepared.variants[val_idx, v].astype(np.float32))
+        kind = "domain_shift" if v < config.domain_variants else "corruption"
+        summary = classification_report(shifted_probs, labels, dataset.classes)
+        shifted[f"{kind}_{v}"] = {"accuracy": summary["accuracy"], "balanced_accuracy": summary["balanced_accuracy"]}
+    counts = np.bincount(dataset.labels, minlength=len(dataset.classes))
+    return {
+        "name": Path(dataset.source).name + f"-{config.arch}-{config.input_size}px",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "classes": dataset.classes,
+        "input_size": config.input_size,
+        "crop_size": crop_size,
+        "architecture": config.arch,
+        "parameters": int(model.count_params()),
+        "preprocessing": {"localisation": "stained-nucleus crop (bloodcell_core.preprocess.localise)",
+                          "crop_factor": CROP_FACTOR, "scaling": "inside the model (0..255 input)"},
+        "config": asdict(config),
+        "command": command,
+        "data": {"source": dataset.source, "fingerprint": dataset.fingerprint(), "n_images": len(dataset),
+                 "class_counts": dict(zip(dataset.classes, counts.tolist())),
+                 "n_train": int(len(train_idx)), "n_validation": int(len(val_idx)),
+                 "unreadable": int((~prepared.readable).sum()),
+                 "localisation_found_rate": float(prepared.localised[prepared.readable].mean()),
+                 "split": f"stratified, grouped by exact/near duplicates (pHash Hamming <= {GROUPING_HAMMING})"},
+        "validation": report,
+        "validation_shifted": shifted,
+        "review": fit_review_policy(probabilities, labels, features, len(dataset.classes)),
+        "validation_items": [dataset.items[i] for i in val_idx],
+        "training": {"seconds": round(seconds, 1), **_history_summary(histories)},
+        "versions": package_versions(),
+        "credit": PBC_CREDIT,
+    }
