@@ -10,6 +10,12 @@ DEFAULT_MODEL_DIR = SHIPPED_MODELS_DIR / "default"
 SHARED_DEV_DATA = PROJECT_ROOT.parent / "shared" / "data" / "pbc-dev"
 
 
+def default_model_dir() -> Path:
+    """The model used when none is named: ``$BLOODCELL_MODEL`` or the shipped ``models/default``."""
+    configured = os.environ.get("BLOODCELL_MODEL")
+    return Path(configured) if configured else DEFAULT_MODEL_DIR
+
+
 def data_dir() -> Path:
     """The one writable folder (review database, caches): ``$BLOODCELL_DATA_DIR`` or ``./data``.
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bloodcell_core.errors import ModelLoadError
-from bloodcell_core.paths import DEFAULT_MODEL_DIR, model_search_dirs
+from bloodcell_core.paths import default_model_dir, model_search_dirs
 
 MODEL_FILE = "model.keras"
 CARD_FILE = "card.json"
@@ -75,8 +75,8 @@ def read_card(model_dir: str | Path) -> dict[str, Any]:
 
 
 def resolve_model_dir(model_dir: str | Path | None) -> Path:
-    """None means the shipped default; a path to model.keras means its folder."""
-    path = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
+    """None means the default (``$BLOODCELL_MODEL`` or models/default); a model.keras path means its folder."""
+    path = Path(model_dir) if model_dir is not None else default_model_dir()
     if path.is_file() and path.name == MODEL_FILE:
         path = path.parent
     if not path.exists():
