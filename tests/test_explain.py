@@ -160,8 +160,9 @@ def test_penultimate_layer_is_the_last_4d_conv_or_activation():
 def test_models_that_cannot_be_explained_give_clear_errors():
     with pytest.raises(ExplanationError, match="no layer named"):
         GradCAM(tiny_model(), penultimate_layer="nope")
-    dense_only = keras.Model(inputs := keras.Input((SIZE, SIZE, 3)),
-                             keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(inputs)))
+    inputs = keras.Input((SIZE, SIZE, 3))
+    flat = keras.layers.Flatten()(inputs)
+    dense_only = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(flat))
     with pytest.raises(ExplanationError, match="no convolutional feature map"):
         GradCAM(dense_only)
     with pytest.raises(ExplanationError, match="Sequential"):
