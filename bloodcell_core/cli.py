@@ -17,6 +17,7 @@ COMMANDS: list[str] = [
     "bloodcell_core.evaluation.cli",
     "bloodcell_core.inference.cli",
     "bloodcell_core.robustness.cli",
+    "bloodcell_core.review.cli",
 ]
 
 
