@@ -1,0 +1,272 @@
+"""Cached loaders and shared widgets: model picker, sign-in gate, review store, progress.
+
+Everything slow is loaded once per process with ``st.cache_resource`` and keyed by what
+makes it stale (a model folder's path *and* file modification times), so replacing a model
+on disk is picked up without restarting the app.
+
+Usage from a page::
+
+    from dashboard import state
+    access = state.require_view()          # sign-in widgets (sidebar); stops if not allowed
+    predictor = state.current_predictor()  # the model picked in the sidebar, or None (error shown)
+    if predictor is None:
+        st.stop()
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import streamlit as st
+
+from bloodcell_core.errors import BloodcellError, ModelLoadError
+from bloodcell_core.explain import DEFAULT_METHOD, METHODS, Explainer, get_explainer
+from bloodcell_core.inference.predictor import Predictor
+from bloodcell_core.models.store import CARD_FILE, MODEL_FILE, list_models, read_card, resolve_model_dir
+from bloodcell_core.paths import default_model_dir
+from bloodcell_core.progress import ProgressFn
+from bloodcell_core.review import auth
+from bloodcell_core.review.store import ReviewStore, default_database_url
+
+MODEL_DIR_KEY = "app_model_dir"  # st.session_state: str path of the model picked in the sidebar
+MODEL_PICKER_KEY = "app_model_picker"
+T = TypeVar("T")
+
+
+def one_line(error: BaseException) -> str:
+    """The first line of an error message (BloodcellErrors are one line already)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+# -- models ------------------------------------------------------------------------------------
+
+def model_key(model_dir: str | Path) -> str:
+    """Path plus modification times of model.keras and card.json: changes when the model does."""
+    path = Path(model_dir).resolve()
+    stamps = []
+    for name in (MODEL_FILE, CARD_FILE):
+        try:
+            stamps.append(str((path / name).stat().st_mtime_ns))
+        except OSError:
+            stamps.append("missing")
+    return f"{path}|{'|'.join(stamps)}"
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the model...")
+def _load_predictor(key: str, model_dir: str) -> Predictor:  # noqa: ARG001 (key invalidates)
+    return Predictor.load(model_dir)
+
+
+def load_predictor(model_dir: str | Path | None = None) -> Predictor:
+    """The Predictor for ``model_dir`` (None: the default model), loaded once; ModelLoadError if broken."""
+    path = resolve_model_dir(model_dir)
+    return _load_predictor(model_key(path), str(path.resolve()))
+
+
+@st.cache_resource(max_entries=16, show_spinner="Preparing the explanation method...")
+def _load_explainer(key: str, method: str, _predictor: Predictor) -> Explainer:  # noqa: ARG001
+    return get_explainer(_predictor.model, method)
+
+
+def load_explainer(predictor: Predictor, model_dir: str | Path, method: str = DEFAULT_METHOD) -> Explainer:
+    """The saliency explainer (one of ``METHODS``) for a loaded model, built once per model and method."""
+    if method not in METHODS:
+        raise BloodcellError(f"unknown explanation method {method!r}")
+    return _load_explainer(model_key(model_dir), method, predictor)
+
+
+def model_options() -> list[Path]:
+    """The default model (``$BLOODCELL_MODEL`` or models/default) first, then every other found one."""
+    options: list[Path] = []
+    seen: set[Path] = set()
+    for path in [default_model_dir(), *list_models()]:
+        resolved = path.resolve()
+        if resolved not in seen and (resolved / MODEL_FILE).exists():
+            seen.add(resolved)
+            options.append(resolved)
+    return options
+
+
+def model_label(model_dir: Path) -> str:
+    """``card name (folder)`` for menus; a card that can't be read says so instead of failing."""
+    try:
+        name = str(read_card(model_dir).get("name") or model_dir.name)
+    except BloodcellError:
+        return f"{model_dir.name} (unreadable model card)"
+    return name if name == model_dir.name else f"{name} ({model_dir.name})"
+
+
+def selected_model_dir() -> Path:
+    """The model picked in the sidebar this session, else the default model folder."""
+    chosen = st.session_state.get(MODEL_DIR_KEY)
+    return Path(chosen) if chosen else default_model_dir().resolve()
+
+
+def model_picker(container: Any = None) -> Path | None:
+    """Sidebar selectbox of every model (models/ and ``$BLOODCELL_MODELS_DIR``).
+
+    Stores the choice as a string in ``st.session_state["app_model_dir"]`` and returns it.
+    """
+    where = container if container is not None else st.sidebar
+    options = [str(p) for p in model_options()]
+    if not options:
+        where.error(f"No model found: put a model folder ({MODEL_FILE} + {CARD_FILE}) in models/ "
+                    "or point $BLOODCELL_MODELS_DIR at a folder of models.")
+        st.session_state.pop(MODEL_DIR_KEY, None)
+        return None
+    current = st.session_state.get(MODEL_DIR_KEY)
+    if st.session_state.get(MODEL_PICKER_KEY) not in options:
+        st.session_state[MODEL_PICKER_KEY] = current if current in options else options[0]
+    choice = where.selectbox("Model", options, key=MODEL_PICKER_KEY,
+                             format_func=lambda option: model_label(Path(option)),
+                             help="Models found in models/ and in $BLOODCELL_MODELS_DIR.")
+    st.session_state[MODEL_DIR_KEY] = choice
+    return Path(choice)
+
+
+def current_predictor(show_error: bool = True) -> Predictor | None:
+    """The picked model, loaded; None with a one-line ``st.error`` when it can't be loaded."""
+    try:
+        return load_predictor(selected_model_dir())
+    except BloodcellError as error:
+        if show_error:
+            st.error(f"The model can't be loaded: {one_line(error)}. Pick another model in the sidebar.")
+        return None
+    except Exception as error:  # noqa: BLE001  (a broken file must not take the app down)
+        if show_error:
+            st.error(f"The model can't be loaded ({type(error).__name__}: {one_line(error)}). "
+                     "Pick another model in the sidebar.")
+        return None
+
+
+def predictor_or_stop() -> Predictor:
+    """:func:`current_predictor`, or ``st.stop()`` after the error was shown."""
+    predictor = current_predictor()
+    if predictor is None:
+        st.stop()
+    return predictor  # type: ignore[return-value]
+
+
+# -- sign-in -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Access:
+    """What the person using this session may do."""
+
+    identity: auth.Identity | None
+    may_view: bool
+    reviewer: str | None  # the identity decisions are recorded under; None: may not record
+    reason: str  # why ``reviewer`` is None ("" when it is set)
+
+
+def _record_refusal(identity: auth.Identity | None) -> str:
+    if identity is not None:
+        return f"{identity.display_name} may view but not record decisions (role: {identity.role})."
+    try:
+        closed = auth.sign_in_mode(auth.app_secrets()) == "closed"
+    except auth.AuthConfigError as error:
+        return f"Sign-in is misconfigured: {error}"
+    return auth.SIGN_IN_NOT_CONFIGURED if closed else "Sign in (sidebar) to record decisions."
+
+
+def sign_in() -> Access:
+    """Draw the sign-in widgets in the sidebar (once per run!) and say who may do what."""
+    identity = auth.sign_in_form("sidebar")
+    try:
+        may_view = identity is not None or auth.read_only_allowed()
+    except auth.AuthConfigError:
+        may_view = False  # sign_in_form has shown the configuration error
+    if identity is not None and identity.may_record:
+        return Access(identity, True, identity.name, "")
+    return Access(identity, may_view, None, _record_refusal(identity))
+
+
+def require_view() -> Access:
+    """:func:`sign_in`, then ``st.stop()`` with a message when this session may not view pages."""
+    access = sign_in()
+    if not access.may_view:
+        st.info("Sign in (sidebar) to view this page.")
+        st.stop()
+    return access
+
+
+# -- review store ----------------------------------------------------------------------------------
+
+@st.cache_resource(show_spinner=False)
+def _open_store(url: str) -> ReviewStore:
+    return ReviewStore(url)
+
+
+def review_store() -> ReviewStore:
+    """The review store at ``$BLOODCELL_DB_URL`` / ``$BLOODCELL_DB`` / data_dir(), opened once per URL.
+
+    Raises ReviewStoreError (a BloodcellError) when the database can't be opened.
+    """
+    return _open_store(default_database_url().render_as_string(hide_password=False))
+
+
+# -- progress and slow results -------------------------------------------------------------------
+
+@contextmanager
+def progress_bar(text: str, container: Any = None) -> Iterator[ProgressFn]:
+    """An ``st.progress`` bar as a core ProgressFn; removed when the block ends."""
+    where = container if container is not None else st
+    bar = where.progress(0.0, text=text)
+
+    def update(done: int, total: int, label: str) -> None:
+        bar.progress(min(1.0, done / total) if total else 1.0, text=f"{label}: {done:,} / {total:,}")
+
+    try:
+        yield update
+    finally:
+        bar.empty()
+
+
+class ResultCache:
+    """A bounded, thread-safe key -> result map for slow computations with a progress bar.
+
+    ``st.cache_data`` would replay the progress bar drawn inside the cached function; this
+    cache computes outside any Streamlit cache, so progress shows once, while computing.
+    """
+
+    def __init__(self, max_entries: int) -> None:
+        self._entries: OrderedDict[Any, Any] = OrderedDict()
+        self._max_entries = max_entries
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any | None:
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+        return None
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+
+    def get_or_compute(self, key: Any, compute: Callable[[], T]) -> T:
+        cached = self.get(key)
+        if cached is None:
+            cached = compute()
+            self.put(key, cached)
+        return cached
+
+    def __contains__(self, key: Any) -> bool:
+        with self._lock:
+            return key in self._entries
+
+
+@st.cache_resource(show_spinner=False)
+def result_cache(name: str, max_entries: int = 8) -> ResultCache:
+    """The process-wide ResultCache called ``name`` (one per page or computation kind)."""
+    return ResultCache(max_entries)
