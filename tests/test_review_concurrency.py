@@ -4,7 +4,6 @@ The soak test runs for ``$BLOODCELL_SOAK_SECONDS`` (default 60) per backend; the
 """
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -16,7 +15,6 @@ import time
 from collections import Counter
 from datetime import datetime
 
-import pytest
 
 from bloodcell_core.paths import PROJECT_ROOT
 from bloodcell_core.review.store import ACTIONS, Decision, ReviewStore, make_request_id
