@@ -14,6 +14,7 @@ Usage from a page::
 """
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -36,6 +37,18 @@ from bloodcell_core.review.store import ReviewStore, default_database_url
 MODEL_DIR_KEY = "app_model_dir"  # st.session_state: str path of the model picked in the sidebar
 MODEL_PICKER_KEY = "app_model_picker"
 T = TypeVar("T")
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=^&])")
+
+
+def md_escape(text: object) -> str:
+    """``text`` with every Markdown / Streamlit-directive character backslash-escaped.
+
+    For untrusted strings (file names, typed reviewer names) inside st.markdown, st.success,
+    st.warning, ...: they render literally, never as links, images, colours, icons or LaTeX.
+    """
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
 
 
 def one_line(error: BaseException) -> str:

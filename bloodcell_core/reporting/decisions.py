@@ -1,0 +1,78 @@
+"""Accept / correct decisions on the Classify page, written once however often the page reruns.
+
+Each decision's ``request_id`` is derived from (page, reviewer, image, action, label) and the
+request id of the same reviewer's previous decision on that image.  A rerun of one click
+therefore maps to the same id (the store inserts it once), while a genuinely new click --
+confirm, then correct, then confirm again -- gets a new id because the previous decision changed.
+A request that repeats the reviewer's current decision records nothing at all.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from bloodcell_core.reporting.batch import ClassifiedImage
+from bloodcell_core.review.auth import guarded_record
+from bloodcell_core.review.store import Decision, ReviewStore, make_request_id
+
+CLASSIFY_DATASET = "classify-uploads"  # the review store's ``dataset`` for uploaded images
+PAGE = "classify"
+
+
+@dataclass(frozen=True)
+class PreviousDecision:
+    """A reviewer's latest decision on one image: what :func:`record_review` chains from."""
+
+    request_id: str | None
+    action: str
+    new_label: str | None
+
+
+def review_action(image: ClassifiedImage, new_label: str) -> str:
+    return "confirm-prediction" if new_label == image.prediction.predicted else "correct-prediction"
+
+
+def review_decision(image: ClassifiedImage, new_label: str, reviewer: str, model_name: str,
+                    previous: PreviousDecision | None = None) -> Decision:
+    """The decision to record when ``reviewer`` sets ``image``'s label to ``new_label``."""
+    action = review_action(image, new_label)
+    prediction = image.prediction
+    note = f"model {model_name}: {prediction.predicted} ({prediction.confidence:.3f})"
+    if prediction.needs_review:
+        note += "; flagged: " + "; ".join(prediction.review_reasons)
+    previous_id = previous.request_id if previous is not None else None
+    return Decision(
+        image_hash=image.image_hash, dataset=CLASSIFY_DATASET, path=image.name, action=action,
+        old_label=prediction.predicted, new_label=new_label, reviewer=reviewer, note=note,
+        request_id=make_request_id(PAGE, reviewer, image.image_hash, action, new_label, previous_id))
+
+
+def reviewer_latest(history: pd.DataFrame, hashes: Iterable[str]) -> dict[str, PreviousDecision]:
+    """image hash -> newest decision in ``history`` (one reviewer's, newest first, as the store gives it)."""
+    wanted = set(hashes)
+    latest: dict[str, PreviousDecision] = {}
+    for row in history.itertuples(index=False):
+        if row.image_hash in wanted and row.image_hash not in latest:
+            request_id = row.request_id if isinstance(row.request_id, str) else None
+            new_label = row.new_label if isinstance(row.new_label, str) else None
+            latest[row.image_hash] = PreviousDecision(request_id, row.action, new_label)
+    return latest
+
+
+def record_review(store: ReviewStore, image: ClassifiedImage, new_label: str, reviewer: str | None,
+                  model_name: str) -> bool:
+    """Record ``reviewer``'s accept/correct of ``image``; True when a new row was written.
+
+    Refuses (BloodcellError) when nobody is signed in; returns False when the reviewer's current
+    decision already says ``new_label`` or when this exact request was stored before.
+    """
+    previous = None
+    if reviewer:
+        history = store.history(reviewer=reviewer, dataset=CLASSIFY_DATASET)
+        previous = reviewer_latest(history, [image.image_hash]).get(image.image_hash)
+        if previous is not None and previous.new_label == new_label:
+            return False
+    decision = review_decision(image, new_label, reviewer or "", model_name, previous)
+    return guarded_record(store, decision, reviewer)

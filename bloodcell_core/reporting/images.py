@@ -1,0 +1,37 @@
+"""Pictures the Classify page shows: the crop box on the upload, the explained crop."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+BOX_COLOUR = (255, 140, 0)
+
+
+def draw_crop_box(image: np.ndarray, box: tuple[int, int, int, int] | None,
+                  colour: tuple[int, int, int] = BOX_COLOUR, width: int | None = None) -> np.ndarray:
+    """A copy of the RGB ``image`` with the model's crop (left, top, right, bottom) outlined.
+
+    The box may extend past the image (a cell at the edge is padded); it is clipped for drawing.
+    """
+    canvas = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))
+    if box is None:
+        return np.asarray(canvas)
+    height, width_px = image.shape[:2]
+    left, top, right, bottom = (int(v) for v in box)
+    left, top = max(0, left), max(0, top)
+    right, bottom = min(width_px - 1, right - 1), min(height - 1, bottom - 1)
+    line = width if width is not None else max(2, round(min(height, width_px) / 100))
+    if right > left and bottom > top:
+        ImageDraw.Draw(canvas).rectangle((left, top, right, bottom), outline=colour, width=line)
+    return np.asarray(canvas)
+
+
+def explained_crop(predictor: Any, explainer: Any, image: np.ndarray, class_name: str
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(the crop the model saw as RGB uint8, its saliency heatmap in [0, 1] for ``class_name``)."""
+    model_input, _ = predictor.prepare(image)
+    heatmap = explainer.explain(model_input, predictor.classes.index(class_name))
+    crop = np.clip(np.round(model_input), 0, 255).astype(np.uint8)
+    return crop, heatmap

@@ -1,0 +1,145 @@
+"""What the Model performance and Home pages show, computed from an Evaluation or a model card."""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bloodcell_core.data.datasets import Dataset
+from bloodcell_core.evaluation.evaluate import Evaluation
+
+HEADLINE_METRICS = (("accuracy", "Accuracy"), ("balanced_accuracy", "Balanced accuracy"),
+                    ("macro_auc", "Macro AUC"), ("ece", "ECE"), ("ig_to_monocyte", "IG → monocyte"),
+                    ("monocyte_to_ig", "Monocyte → IG"))
+
+
+def stratified_indices(labels: np.ndarray, n: int | None, seed: int = 0) -> np.ndarray:
+    """``n`` indices keeping each class's share (largest remainders, at least one per class when
+    ``n`` allows), sorted; all indices when n is None or not smaller than the dataset."""
+    labels = np.asarray(labels)
+    if n is None or n >= len(labels):
+        return np.arange(len(labels))
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    base = np.ones_like(counts) if n >= len(classes) else np.zeros_like(counts)  # every class shows up
+    spare = counts - base
+    exact = spare * (n - base.sum()) / max(spare.sum(), 1)
+    take = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - take), kind="stable")[: n - base.sum() - take.sum()]:
+        take[i] += 1
+    take = take + base
+    chosen = [rng.choice(np.flatnonzero(labels == c), size=k, replace=False) for c, k in zip(classes, take) if k]
+    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
+
+
+def sample_dataset(dataset: Dataset, n: int | None, seed: int = 0) -> Dataset:
+    """A stratified subset of at most ``n`` images (the whole dataset when n is None or larger)."""
+    if n is None or n >= len(dataset):
+        return dataset
+    return dataset.subset(stratified_indices(dataset.labels, n, seed))
+
+
+PLAIN_NUMBER_METRICS = ("Macro AUC", "ECE")  # shown as 0.123; the others are rates, shown as percentages
+
+
+def format_metric(name: str, value: float | None) -> str:
+    """A headline metric for display: AUC and ECE as numbers, rates as percentages, None as n/a."""
+    if value is None or value != value:  # NaN
+        return "n/a"
+    return f"{value:.3f}" if name in PLAIN_NUMBER_METRICS else f"{value:.1%}"
+
+
+def headline(report: Mapping[str, Any]) -> dict[str, float | None]:
+    """The report's headline numbers (display name -> value)."""
+    return {title: report.get(key) for key, title in HEADLINE_METRICS}
+
+
+def per_class_frame(report: Mapping[str, Any]) -> pd.DataFrame:
+    """Precision, recall, F1, specificity and support per class."""
+    rows = [{"class": name, **values} for name, values in report.get("per_class", {}).items()]
+    return pd.DataFrame(rows, columns=["class", "precision", "recall", "f1", "specificity", "support"])
+
+
+def compare_frame(reports: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """Headline metrics of several reports side by side (rows: metrics, columns: report names)."""
+    return pd.DataFrame({name: headline(report) for name, report in reports.items()})
+
+
+def threshold_point(evaluation: Evaluation, threshold: float | None) -> tuple[float, float] | None:
+    """(coverage, accuracy of accepted) on this evaluation at a confidence threshold."""
+    if threshold is None or not evaluation.predictions:
+        return None
+    confidence = np.array([p.confidence for p in evaluation.predictions])
+    predicted = np.array([evaluation.report["classes"].index(p.predicted) for p in evaluation.predictions])
+    accepted = confidence >= float(threshold)
+    if not accepted.any():
+        return 0.0, 1.0
+    return float(accepted.mean()), float((predicted[accepted] == evaluation.labels[accepted]).mean())
+
+
+@dataclass(frozen=True)
+class Misclassified:
+    position: int  # index into evaluation.items / .predictions
+    item: str
+    true: str
+    predicted: str
+    confidence: float
+
+
+def misclassified(evaluation: Evaluation, pair: tuple[str, str] | None = None) -> list[Misclassified]:
+    """Wrong predictions, most confident first; ``pair`` = (true, predicted) keeps one confusion only."""
+    classes = evaluation.report["classes"]
+    wrong = [Misclassified(i, item, classes[label], prediction.predicted, prediction.confidence)
+             for i, (item, label, prediction) in enumerate(zip(evaluation.items, evaluation.labels,
+                                                                evaluation.predictions))
+             if prediction.predicted != classes[label]]
+    if pair is not None:
+        wrong = [m for m in wrong if (m.true, m.predicted) == tuple(pair)]
+    return sorted(wrong, key=lambda m: -m.confidence)
+
+
+def confusion_pairs(errors: list[Misclassified]) -> list[tuple[tuple[str, str], int]]:
+    """(true, predicted) pairs among the errors, most frequent first."""
+    return Counter((m.true, m.predicted) for m in errors).most_common()
+
+
+def _percent(value: Any) -> str:
+    return f"{value:.1%}" if isinstance(value, (int, float)) else "n/a"
+
+
+def card_overview(card: Mapping[str, Any]) -> dict[str, str]:
+    """What a reader needs to know about a model, from its card, as display strings."""
+    data = card.get("data", {}) or {}
+    review = card.get("review", {}) or {}
+    training = card.get("training", {}) or {}
+    trained_on = str(data.get("source", "unknown"))
+    if data.get("n_images"):
+        trained_on += f" ({int(data['n_images']):,} images)"
+    overview = {
+        "Name": str(card.get("name", "unnamed model")),
+        "Architecture": str(card.get("architecture", "?")),
+        "Classes": ", ".join(card.get("classes", [])),
+        "Input size": f"{card.get('input_size', '?')} px (crop {card.get('crop_size', '?')} px)",
+        "Trained on": trained_on,
+        "Created": str(card.get("created", "unknown")),
+    }
+    if training.get("seconds") is not None:
+        overview["Training time"] = f"{float(training['seconds']) / 60:.1f} min"
+    if review.get("confidence_threshold") is not None:
+        overview["Needs-review threshold"] = (
+            f"confidence < {float(review['confidence_threshold']):.3f} "
+            f"(validation coverage {_percent(review.get('validation_coverage'))}, accuracy of accepted "
+            f"{_percent(review.get('validation_accuracy_accepted'))})")
+    return overview
+
+
+def card_validation(card: Mapping[str, Any]) -> dict[str, float | None]:
+    """Headline validation metrics recorded on the card (empty when it has none)."""
+    validation = card.get("validation") or {}
+    return headline(validation) if validation else {}

@@ -1,0 +1,217 @@
+"""Classify: upload single-cell images; prediction, probabilities, explanation, review, batch report."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import numpy as np
+import streamlit as st
+
+from bloodcell_core.errors import BloodcellError
+from bloodcell_core.explain import DEFAULT_METHOD, METHODS, overlay
+from bloodcell_core.explain.overlay import DEFAULT_ALPHA
+from bloodcell_core.inference.predictor import Prediction, Predictor
+from bloodcell_core.reporting.batch import ClassifiedImage, differential_count, predictions_csv
+from bloodcell_core.reporting.decisions import CLASSIFY_DATASET, record_review
+from bloodcell_core.reporting.images import draw_crop_box, explained_crop
+from bloodcell_core.reporting.summary import summary_html
+from bloodcell_core.reporting.uploads import MB, UPLOAD_TYPES, DecodedUpload, decode_uploads
+from bloodcell_core.review.auth import current_reviewer
+from bloodcell_core.review.store import Decision
+from dashboard import charts, state
+
+PREDICTIONS_KEY = "classify_predictions"  # {model key|image hash: Prediction}
+EXPLANATIONS_KEY = "classify_explanations"  # {model key|method|image hash: (crop, heatmap)}
+MESSAGE_KEY = "classify_message"  # the outcome of the last review click: (kind, text)
+PER_PAGE = 6
+FILTERS = ("All images", "Needs review", "Not yet reviewed")
+
+
+def predictions_for(uploads: list[DecodedUpload], predictor: Predictor, model_key: str) -> list[Prediction]:
+    """Predictions for the readable uploads, computed once per model and image for this session."""
+    cache: dict[str, Prediction] = st.session_state.setdefault(PREDICTIONS_KEY, {})
+    missing = {u.image_hash: u.image for u in uploads if f"{model_key}|{u.image_hash}" not in cache}
+    if missing:
+        with state.progress_bar("Classifying") as progress:
+            predicted = predictor.predict_images(list(missing.values()), batch_size=32, progress=progress)
+        cache.update({f"{model_key}|{h}": p for h, p in zip(missing, predicted)})
+    return [cache[f"{model_key}|{u.image_hash}"] for u in uploads]
+
+
+def explanation_for(upload: DecodedUpload, predictor: Predictor, model_key: str, method: str,
+                    class_name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(crop, heatmap) for one image, computed once per model, method and image for this session."""
+    cache: dict[str, tuple[np.ndarray, np.ndarray]] = st.session_state.setdefault(EXPLANATIONS_KEY, {})
+    key = f"{model_key}|{method}|{upload.image_hash}|{class_name}"
+    if key not in cache:
+        explainer = state.load_explainer(predictor, state.selected_model_dir(), method)
+        with st.spinner(f"Computing {method}..."):
+            cache[key] = explained_crop(predictor, explainer, upload.image, class_name)
+    return cache[key]
+
+
+def on_review(image: ClassifiedImage, new_label: str | None, model_name: str) -> None:
+    """Button callback: record the decision once; the outcome is shown on the next run."""
+    if not new_label:
+        st.session_state[MESSAGE_KEY] = ("warning", "Pick the correct class first.")
+        return
+    try:
+        written = record_review(state.review_store(), image, new_label, current_reviewer(), model_name)
+    except BloodcellError as error:
+        st.session_state[MESSAGE_KEY] = ("error", state.one_line(error))
+        return
+    verb = "Confirmed" if new_label == image.prediction.predicted else f"Corrected to {new_label}"
+    outcome = "recorded" if written else "already recorded; nothing written"
+    st.session_state[MESSAGE_KEY] = ("success" if written else "info", f"{verb}: {outcome}.")
+
+
+def decision_text(decision: Decision) -> str:
+    when = decision.time.strftime("%Y-%m-%d %H:%M UTC") if decision.time else ""
+    verb = "confirmed" if decision.action == "confirm-prediction" else f"corrected to {decision.new_label}"
+    return f"Reviewed: {verb} by {decision.reviewer}, {when}"
+
+
+def show_bad_files(bad: list[DecodedUpload]) -> None:
+    st.error(f"{len(bad)} file(s) could not be analysed; the others were.", icon=":material/broken_image:")
+    for upload in bad:
+        st.text(upload.error)  # plain text: file names are never rendered as Markdown or HTML
+
+
+def show_batch_summary(images: list[ClassifiedImage], classes: list[str], card: dict, reviewer: str | None,
+                       errors: list[str]) -> None:
+    count = differential_count(images, classes)
+    st.subheader("Differential count")
+    left, right = st.columns([2, 3])
+    with left:
+        st.dataframe(count.table(), hide_index=True,
+                     column_config={"percent": st.column_config.NumberColumn("%", format="%.1f")})
+        st.caption(f"{count.n_counted} counted; {count.n_awaiting} flagged image(s) awaiting review are "
+                   "kept apart until a reviewer confirms or corrects them.")
+    with right:
+        awaiting = [count.awaiting.get(name, 0) for name in count.classes]
+        st.plotly_chart(charts.class_count_bars(count.classes, [count.counted.get(n, 0) for n in count.classes],
+                                                awaiting), key="classify_differential_chart")
+    stamp = datetime.now(timezone.utc)
+    csv_column, html_column = st.columns(2)
+    csv_column.download_button("Download predictions (CSV)", predictions_csv(images, classes),
+                               file_name=f"predictions-{stamp:%Y%m%d-%H%M}.csv", mime="text/csv",
+                               on_click="ignore", icon=":material/download:", key="classify_csv")
+    html_column.download_button("Download printable summary (HTML)",
+                                summary_html(images, classes, card, reviewer, errors, stamp),
+                                file_name=f"summary-{stamp:%Y%m%d-%H%M}.html", mime="text/html",
+                                on_click="ignore", icon=":material/print:", key="classify_summary")
+
+
+def show_review_controls(position: int, image: ClassifiedImage, classes: list[str], model_name: str,
+                         reviewer: str | None) -> None:
+    if image.decision is not None:
+        st.success(state.md_escape(decision_text(image.decision)), icon=":material/task_alt:")
+    if reviewer is None:
+        return
+    predicted = image.prediction.predicted
+    suffix = f"{position}_{image.image_hash[:16]}"
+    st.button(f"Accept: {predicted}", key=f"classify_accept_{suffix}", icon=":material/check:",
+              on_click=on_review, args=(image, predicted, model_name))
+    pick, save = st.columns([3, 2], vertical_alignment="bottom")
+    corrected = pick.selectbox("Correct to", [c for c in classes if c != predicted], index=None,
+                               placeholder="choose the right class", key=f"classify_correct_{suffix}")
+    save.button("Save correction", key=f"classify_save_{suffix}", icon=":material/edit:",
+                on_click=on_review, args=(image, corrected, model_name))
+
+
+def show_image(position: int, upload: DecodedUpload, image: ClassifiedImage, predictor: Predictor,
+               model_key: str, method: str, alpha: float, reviewer: str | None) -> None:
+    prediction = image.prediction
+    with st.container(border=True):
+        st.markdown(f"**Image {position + 1}**")
+        st.text(upload.name)
+        original, explained, result = st.columns([1, 1, 1.4])
+        original.image(draw_crop_box(upload.image, prediction.crop_box),
+                       caption="Upload; orange box: the crop the model saw", width="stretch")
+        try:
+            crop, heatmap = explanation_for(upload, predictor, model_key, method, prediction.predicted)
+            explained.image(overlay(crop, heatmap, alpha), caption=f"{method} for {prediction.predicted}",
+                            width="stretch")
+        except BloodcellError as error:
+            explained.warning(f"No explanation: {state.one_line(error)}")
+        with result:
+            st.metric("Predicted", prediction.predicted, f"confidence {prediction.confidence:.1%}",
+                      delta_color="off")
+            st.plotly_chart(charts.probability_bars(prediction.top(3)), key=f"classify_probs_{position}",
+                            config={"displayModeBar": False})
+        if prediction.needs_review:
+            st.warning("**Needs review**: " + "; ".join(prediction.review_reasons), icon=":material/flag:")
+        show_review_controls(position, image, predictor.classes, predictor.name, reviewer)
+
+
+def visible(images: list[ClassifiedImage], which: str) -> list[int]:
+    if which == "Needs review":
+        return [i for i, image in enumerate(images) if image.prediction.needs_review]
+    if which == "Not yet reviewed":
+        return [i for i, image in enumerate(images) if image.decision is None]
+    return list(range(len(images)))
+
+
+def main() -> None:
+    access = state.require_view()
+    st.title("Classify cells")
+    predictor = state.predictor_or_stop()
+    model_key = state.model_key(state.selected_model_dir())
+    max_mb = int(st.get_option("server.maxUploadSize"))
+
+    files = st.file_uploader(
+        "Single-cell images (JPEG, PNG, BMP, TIFF)", type=list(UPLOAD_TYPES), accept_multiple_files=True,
+        key="classify_uploads", help=f"One cell per image, as cut out by the analyser; up to {max_mb} MB each.")
+    method_column, alpha_column = st.columns(2)
+    method = method_column.selectbox("Explanation method", list(METHODS), index=list(METHODS).index(DEFAULT_METHOD),
+                                     key="classify_method",
+                                     help="Grad-CAM is fast; ScoreCAM runs one forward pass per feature map "
+                                          "tried (at most 16); SmoothGrad averages noisy pixel gradients.")
+    alpha = alpha_column.slider("Heatmap opacity", 0.0, 1.0, DEFAULT_ALPHA, 0.05, key="classify_alpha")
+    if not files:
+        st.info("Upload one or more images of single cells to classify them.")
+        return
+
+    uploads = decode_uploads(((f.name, f.getvalue()) for f in files), max_bytes=max_mb * MB)
+    readable = [u for u in uploads if u.ok]
+    bad = [u for u in uploads if not u.ok]
+    if bad:
+        show_bad_files(bad)
+    if not readable:
+        return
+    predictions = predictions_for(readable, predictor, model_key)
+    try:
+        latest = state.review_store().latest(dataset=CLASSIFY_DATASET)
+    except BloodcellError as error:
+        st.error(f"Review store unavailable, decisions can't be shown or recorded: {state.one_line(error)}")
+        latest = {}
+    images = [ClassifiedImage(u.name, u.image_hash, p, latest.get(u.image_hash))
+              for u, p in zip(readable, predictions)]
+
+    flagged = sum(p.needs_review for p in predictions)
+    columns = st.columns(4)
+    columns[0].metric("Images analysed", len(readable))
+    columns[1].metric("Needs review", flagged)
+    columns[2].metric("Reviewed", sum(image.decision is not None for image in images))
+    columns[3].metric("Not readable", len(bad))
+    show_batch_summary(images, predictor.classes, predictor.card, access.reviewer, [u.error or "" for u in bad])
+
+    st.subheader("Images")
+    if access.reviewer is None:
+        st.info(access.reason, icon=":material/lock:")
+    message = st.session_state.pop(MESSAGE_KEY, None)
+    if message is not None:
+        getattr(st, message[0])(state.md_escape(message[1]))
+    which = st.radio("Show", FILTERS, horizontal=True, key="classify_filter")
+    shown = visible(images, which)
+    pages = max(1, -(-len(shown) // PER_PAGE))
+    if st.session_state.get("classify_page", 1) > pages:
+        st.session_state["classify_page"] = 1
+    page = st.number_input(f"Page (of {pages})", 1, pages, key="classify_page") if pages > 1 else 1
+    for position in shown[(page - 1) * PER_PAGE: page * PER_PAGE]:
+        show_image(position, readable[position], images[position], predictor, model_key, method, alpha,
+                   access.reviewer)
+    if not shown:
+        st.caption("No image matches this filter.")
+
+
+main()

@@ -1,0 +1,65 @@
+"""Home: what the tool is, which model is loaded, and where to go."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from bloodcell_core.reporting.performance import card_overview, card_validation, format_metric
+from dashboard import state
+
+PAGE_LINKS = [  # (page file, label, icon, what it is for)
+    ("pages/classify.py", "Classify", ":material/biotech:",
+     "Upload single-cell images: predicted class, probabilities, Grad-CAM, needs-review flags, "
+     "accept or correct each prediction, differential count, CSV and printable summary."),
+    ("pages/performance.py", "Model performance", ":material/monitoring:",
+     "Confusion matrix (IG/monocyte outlined), per-class metrics, calibration, accuracy versus coverage, "
+     "misclassified images; compare two models."),
+    ("pages/robustness.py", "Robustness", ":material/shield:",
+     "How accuracy holds up under blur, stain and noise corruptions and domain shifts."),
+    ("pages/duplicates.py", "Duplicates", ":material/content_copy:",
+     "Exact and near-duplicate images, and leakage between splits."),
+    ("pages/outliers.py", "Outliers", ":material/scatter_plot:", "Images unlike the rest of their class."),
+    ("pages/label_issues.py", "Label issues", ":material/label:", "Images whose label is probably wrong."),
+    ("pages/review_log.py", "Review log", ":material/history:", "Every recorded decision: who, what, when."),
+]
+
+access = state.require_view()
+st.title("Blood-cell review dashboard")
+st.markdown(
+    "Decision support for peripheral-blood smear review. A convolutional network classifies single-cell "
+    "images into eight classes (basophil, eosinophil, erythroblast, immature granulocyte, lymphocyte, "
+    "monocyte, neutrophil, platelet), shows where it looked (Grad-CAM), and flags the images it should "
+    "not decide alone as **needs review**. Reviewers confirm or correct predictions; every decision is "
+    "stored with the reviewer's identity and time. The data-review pages help find duplicates, outliers "
+    "and mislabelled images in a training set.")
+st.caption("Not a diagnostic device: every result needs a qualified person's judgement.")
+
+st.header("Loaded model")
+model_dir = state.selected_model_dir()
+predictor = state.current_predictor()
+if predictor is not None:
+    card = predictor.card
+    st.dataframe(pd.DataFrame(list(card_overview(card).items()), columns=["", "value"]),
+                 hide_index=True, width="stretch")
+    validation = card_validation(card)
+    if validation:
+        st.subheader("Validation metrics (from the model card)")
+        columns = st.columns(len(validation))
+        for column, (name, value) in zip(columns, validation.items()):
+            column.metric(name, format_metric(name, value))
+    if card.get("review", {}).get("rule"):
+        st.caption(f"Needs-review rule: {card['review']['rule']}")
+    if card.get("credit"):
+        st.caption(f"Credit: {card['credit']}")
+    st.caption(f"Model folder: {Path(model_dir).name}")
+
+st.header("Pages")
+app_dir = Path(__file__).resolve().parent.parent
+for page_file, label, icon, purpose in PAGE_LINKS:
+    if (app_dir / page_file).is_file():
+        link, text = st.columns([1, 3])
+        with link:
+            st.page_link(page_file, label=label, icon=icon)
+        text.caption(purpose)
