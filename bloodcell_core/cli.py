@@ -19,6 +19,7 @@ COMMANDS: list[str] = [
     "bloodcell_core.robustness.cli",
     "bloodcell_core.review.cli",
     "bloodcell_core.audit.cli",
+    "bloodcell_core.bench.cli",
 ]
 
 

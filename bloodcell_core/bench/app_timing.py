@@ -1,0 +1,272 @@
+"""App responsiveness as a user sees it: ``streamlit run app.py`` driven by headless Chromium.
+
+Measured, in order, in one browser session:
+
+1. first render: from starting the Streamlit process to the home page's title being shown
+   with no loading placeholder (app skeleton or a lazily loaded element's stSkeleton) on
+   show; the browser is launched beforehand, so its own start-up isn't counted.  Also the
+   time until the home page's script run has finished (everything drawn, the model loaded);
+2. first prediction: on the Classify page, from handing the uploader a file to the script run
+   finishing with two new images (the upload with its crop box, and the Grad-CAM overlay)
+   shown and nothing loading;
+3. later predictions: the same for further, different files (the uploader takes several
+   files, so each adds one result to the page);
+4. peak memory: VmHWM summed over the app's process tree, read after the predictions.
+
+Selectors are Streamlit's stable test ids (``stApp``'s ``data-test-script-state``, ``stMain``,
+``stImage``, ``stSkeleton``, ``stSidebarNav``) and the uploader's ``input[type=file]``, so the timing doesn't
+depend on the pages' wording.  Anything missing (app, Chromium, Playwright) skips the app
+part with the reason; anything failing mid-way is reported with what was measured so far.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from bloodcell_core.paths import PROJECT_ROOT
+from bloodcell_core.progress import ProgressFn
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync")
+APP_SCRIPT = "app.py"
+CLASSIFY_PAGE = "pages/classify.py"
+CLASSIFY_TITLE = "Classify"  # the page's title in the sidebar navigation (app.py PAGES)
+SERVER_START_TIMEOUT_S = 90.0
+STEP_TIMEOUT_S = 120.0
+LATER_PREDICTIONS = 2
+RESULT_IMAGES = 2  # new images one classified upload adds: the upload with its crop box, the Grad-CAM
+
+MAIN = '[data-testid="stMain"]'
+FILE_INPUT = f'{MAIN} input[type="file"]'
+MAIN_IMAGES = f'{MAIN} [data-testid="stImage"] img'
+NAV_LINK = '[data-testid="stSidebarNav"] a'
+# Page-state tests shared by the conditions below: the script run has finished; no loading
+# placeholder (the app skeleton, or a lazily loaded element's stSkeleton) is on show; the
+# page's title (h1) is drawn.
+_STATE_JS = """
+  const idle = () => document.querySelector('[data-testid="stApp"]')
+    ?.getAttribute('data-test-script-state') === 'notRunning';
+  const noSkeleton = () => !document.querySelector(
+    '[data-testid="stAppSkeleton"], [data-testid="stMain"] [data-testid="stSkeleton"]');
+  const titleShown = () => [...document.querySelectorAll('[data-testid="stMain"] h1')]
+    .some(h => h.getBoundingClientRect().height > 0);
+"""
+HOME_RENDERED_JS = f"() => {{ {_STATE_JS} return titleShown() && noSkeleton(); }}"
+HOME_COMPLETE_JS = f"() => {{ {_STATE_JS} return titleShown() && noSkeleton() && idle(); }}"
+# The run has finished, nothing is loading, and at least `need` images not in `before` are shown.
+RESULT_SHOWN_JS = f"""([before, need]) => {{ {_STATE_JS}
+  if (!idle() || !noSkeleton()) return false;
+  const shown = [...document.querySelectorAll('{MAIN} [data-testid="stImage"] img')]
+    .filter(img => img.complete && img.naturalWidth > 0 && !before.includes(img.src));
+  return shown.length >= need;
+}}"""
+
+
+def app_unavailable_reason(project_root: Path = PROJECT_ROOT, chromium: Path = CHROMIUM) -> str | None:
+    """Why the app can't be timed here, or None when it can."""
+    if not (project_root / APP_SCRIPT).is_file():
+        return f"{APP_SCRIPT} not found in {project_root}"
+    if not (project_root / CLASSIFY_PAGE).is_file():
+        return f"{CLASSIFY_PAGE} not found (the Classify page is needed for the prediction timings)"
+    if not (chromium.is_file() and os.access(chromium, os.X_OK)):
+        return f"Chromium not found at {chromium}"
+    for module in ("playwright.sync_api", "streamlit"):
+        try:
+            __import__(module)
+        except ImportError:
+            return f"Python package {module.split('.')[0]} not installed"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def streamlit_command(port: int, secrets_file: Path) -> list[str]:
+    """The app on localhost only, no file watching, no telemetry, an isolated (empty) secrets file
+    so a local sign-in configuration can't change what is timed."""
+    return [sys.executable, "-m", "streamlit", "run", APP_SCRIPT, "--server.address", "127.0.0.1",
+            "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+            "--server.fileWatcherType", "none", "--server.runOnSave", "false",
+            "--global.developmentMode", "false", "--secrets.files", str(secrets_file)]
+
+
+def wait_for_server(url: str, process: subprocess.Popen, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited with code {process.returncode} before serving")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.05)
+    raise RuntimeError(f"streamlit did not answer on {url} within {timeout_s:.0f} s")
+
+
+def process_tree(root_pid: int) -> list[int]:
+    """``root_pid`` and all its descendants, from the parent ids in /proc/<pid>/stat."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    tree, queue = [], [root_pid]
+    while queue:
+        pid = queue.pop()
+        tree.append(pid)
+        queue += children.get(pid, [])
+    return tree
+
+
+def peak_rss_mib(root_pid: int) -> float | None:
+    """Sum of VmHWM (peak resident set) over the process tree, in MiB."""
+    total_kib, found = 0, False
+    for pid in process_tree(root_pid):
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total_kib += int(line.split()[1])
+                    found = True
+        except OSError:
+            continue
+    return total_kib / 1024 if found else None
+
+
+def _main_image_sources(page: Any) -> list[str]:
+    return page.eval_on_selector_all(MAIN_IMAGES, "imgs => imgs.map(img => img.src)")
+
+
+def _timed_upload(page: Any, image_file: Path) -> float:
+    """Seconds from handing the uploader a file to the run finishing with new images shown."""
+    before = _main_image_sources(page)
+    start = time.perf_counter()
+    page.set_input_files(FILE_INPUT, str(image_file))
+    page.wait_for_function(RESULT_SHOWN_JS, arg=[before, RESULT_IMAGES], timeout=STEP_TIMEOUT_S * 1000,
+                           polling=20)
+    return time.perf_counter() - start
+
+
+def _open_classify(page: Any, url: str) -> None:
+    link = page.locator(NAV_LINK, has_text=CLASSIFY_TITLE)
+    if link.count():
+        link.first.click()
+    else:
+        page.goto(f"{url}/classify")
+    page.locator(FILE_INPUT).first.wait_for(state="attached", timeout=STEP_TIMEOUT_S * 1000)
+
+
+def _drive(browser: Any, url: str, process: subprocess.Popen, started: float, image_files: list[Path],
+           result: dict[str, Any], progress: ProgressFn | None, screenshot_dir: Path | None) -> None:
+    """Fill ``result`` step by step, so a failure keeps what was measured before it."""
+    total = 3 + LATER_PREDICTIONS
+
+    def step(done: int) -> None:
+        if screenshot_dir is not None:  # after the timed part of each step, to check what was timed
+            images = page.locator(MAIN_IMAGES)
+            if images.count():
+                images.last.scroll_into_view_if_needed()
+            page.screenshot(path=str(screenshot_dir / f"app-step-{done}.png"))
+        if progress is not None:
+            progress(done, total, "App timing")
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    wait_for_server(url, process, SERVER_START_TIMEOUT_S)
+    page.goto(url)
+    page.wait_for_function(HOME_RENDERED_JS, timeout=STEP_TIMEOUT_S * 1000, polling=20)
+    result["first_render_s"] = time.perf_counter() - started
+    page.wait_for_function(HOME_COMPLETE_JS, timeout=STEP_TIMEOUT_S * 1000, polling=20)
+    result["home_complete_s"] = time.perf_counter() - started  # whole page drawn, model loaded
+    step(1)
+    start = time.perf_counter()
+    _open_classify(page, url)
+    result["navigation_s"] = time.perf_counter() - start
+    step(2)
+    result["first_prediction_s"] = _timed_upload(page, image_files[0])
+    step(3)
+    later = []
+    for index, image_file in enumerate(image_files[1:1 + LATER_PREDICTIONS]):
+        later.append(_timed_upload(page, image_file))
+        result["later_predictions_s"] = later
+        result["later_predictions_max_s"] = max(later)
+        step(4 + index)
+    result["peak_rss_mib"] = peak_rss_mib(process.pid)
+
+
+def time_app(model_dir: Path, image_files: list[Path], scratch: Path, progress: ProgressFn | None = None,
+             project_root: Path = PROJECT_ROOT, chromium: Path = CHROMIUM,
+             screenshot_dir: Path | None = None) -> dict[str, Any]:
+    """Start the app, time it in Chromium, stop it; returns the ``app`` section of the report.
+
+    ``screenshot_dir``: save a full-page screenshot after each step (to check what was timed).
+    """
+    reason = app_unavailable_reason(project_root, chromium)
+    if reason is None and len(image_files) < 2:
+        reason = "need at least two image files to upload"
+    if reason is not None:
+        return {"status": "skipped", "reason": reason}
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
+    scratch.mkdir(parents=True, exist_ok=True)
+    secrets_file = scratch / "secrets.toml"
+    secrets_file.write_text("# empty: the benchmark runs the app without sign-in configuration\n")
+    env = {**os.environ, "BLOODCELL_MODEL": str(model_dir), "BLOODCELL_DATA_DIR": str(scratch / "data"),
+           "TF_CPP_MIN_LOG_LEVEL": "3"}
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    result: dict[str, Any] = {"status": "measured", "first_render_s": None, "home_complete_s": None,
+                              "navigation_s": None,
+                              "first_prediction_s": None, "later_predictions_s": [],
+                              "later_predictions_max_s": None, "peak_rss_mib": None}
+    log_path = scratch / "streamlit.log"
+    with sync_playwright() as playwright, log_path.open("wb") as log:
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=list(CHROMIUM_FLAGS),
+                                             headless=True)
+        result["browser"] = f"Chromium {browser.version} (headless, Playwright)"
+        started = time.perf_counter()
+        process = subprocess.Popen(streamlit_command(port, secrets_file), cwd=project_root, env=env,
+                                   stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _drive(browser, url, process, started, image_files, result, progress, screenshot_dir)
+        except (PlaywrightError, RuntimeError) as exc:
+            result.update(status="failed", reason=_failure(exc, log_path))
+        finally:
+            browser.close()
+            _stop(process)
+    return result
+
+
+def _failure(exc: Exception, log_path: Path) -> str:
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    log_lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
+    tail = f"; app log ends: {log_lines[-1][:200]}" if log_lines else ""
+    return f"{type(exc).__name__}: {message[:300]}{tail}"
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Terminate the Streamlit process we started (and only it), killing it if it lingers."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=15)
