@@ -12,8 +12,9 @@ Speed (13,520 dev JPEGs of 192x192 on the 2-core box, measured): a full decode c
 everything at full size plus hashing takes 12-13 s, too close to the 15 s budget.  JPEGs
 are therefore decoded with PIL's draft mode straight to grayscale at 1/4 scale (48x48
 for 192x192; libjpeg scales in the DCT, so it is cheaper than decoding), which is all
-the 32x32 perceptual hash looks at.  The whole pass then takes ~5 s.  Threads barely
-help (the work is mostly GIL-bound PIL/numpy glue), so ``HASH_WORKERS`` is 2.
+the 32x32 perceptual hash looks at.  Hashing plus both duplicate searches then take
+~5.4 s on the idle box (8.6-10 s while other jobs kept the load average at 7).  Threads
+barely help (the work is mostly GIL-bound PIL/numpy glue); 2 workers measured best of 1/2/4.
 
 Exact duplicates are identical bytes *or* identical decoded pixels.  Byte identity is
 exact and free.  For pixel identity the draft-decoded pixels serve as a candidate key:

@@ -29,5 +29,5 @@ class LabelIssues(AuditCheck):
         return {"label_issues": [
             {"path": context.path(indices[r]), "given_label": names[classes[given[r]]],
              "suggested_label": names[classes[int(np.argmax(probs[r]))]],
-             "score": round(float(probs[r, given[r]]), 6)}
+             "score": float(f"{probs[r, given[r]]:.6g}")}
             for r in ranked]}

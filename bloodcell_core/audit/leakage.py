@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-import numpy as np
-
 from bloodcell_core.audit.base import AuditCheck, AuditContext
 from bloodcell_core.audit.hashing import HashTable, hamming_cross_pairs
 from bloodcell_core.errors import UnreadableImageError

@@ -34,11 +34,15 @@ def isolation_scores(features: np.ndarray) -> np.ndarray:
 
 
 def outlier_scores(features: np.ndarray, settings: AuditSettings) -> np.ndarray:
+    """Per-image scores; one BLAS thread, as for the label-issue fits (see ``AuditContext``)."""
+    from threadpoolctl import threadpool_limits
+
     if len(features) < 3:
         raise BloodcellError(f"needs at least 3 readable images, got {len(features)}")
-    if settings.outlier_method == "isolation_forest":
-        return isolation_scores(features)
-    return knn_scores(features, settings.outlier_k)
+    with threadpool_limits(limits=1, user_api="blas"):
+        if settings.outlier_method == "isolation_forest":
+            return isolation_scores(features)
+        return knn_scores(features, settings.outlier_k)
 
 
 class Outliers(AuditCheck):
@@ -51,4 +55,4 @@ class Outliers(AuditCheck):
         n_report = max(1, math.ceil(context.settings.outlier_fraction * len(scores)))
         ranked = np.argsort(-scores, kind="stable")[:n_report]
         return {"outliers": [{"path": context.path(indices[r]), "label": context.label(indices[r]),
-                              "score": round(float(scores[r]), 6)} for r in ranked]}
+                              "score": float(f"{scores[r]:.6g}")} for r in ranked]}
