@@ -20,6 +20,7 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".
 MAX_PIXELS = 40_000_000  # larger declared sizes are refused before decoding (decompression bombs)
 MIN_SIDE = 8  # a 1x1 or 4x4 "image" carries no cell
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+_TOO_LARGE = f"image too large, refused before decoding (over {MAX_PIXELS:,} pixels; decompression-bomb guard)"
 
 
 def is_image_file(path: Path) -> bool:
@@ -59,8 +60,7 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
             image = Image.open(io.BytesIO(data))
             width, height = image.size
             if width * height > MAX_PIXELS:
-                raise UnreadableImageError(
-                    f"{name}: image too large ({width}x{height} pixels; limit {MAX_PIXELS:,})")
+                raise UnreadableImageError(f"{name}: {_TOO_LARGE} (declared {width}x{height})")
             if min(width, height) < MIN_SIDE:
                 raise UnreadableImageError(
                     f"{name}: image too small ({width}x{height} pixels; need at least {MIN_SIDE})")
@@ -71,7 +71,7 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     except UnreadableImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise UnreadableImageError(f"{name}: refused, declared size is a decompression bomb") from None
+        raise UnreadableImageError(f"{name}: {_TOO_LARGE}") from None
     except UnidentifiedImageError:
         raise UnreadableImageError(f"{name}: not an image file (unrecognised format)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:

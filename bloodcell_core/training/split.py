@@ -11,6 +11,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from sklearn.model_selection import StratifiedGroupKFold
 
+from bloodcell_core.errors import DatasetError
+
 GROUPING_HAMMING = 4
 
 
@@ -38,8 +40,11 @@ def duplicate_groups(hashes: np.ndarray, threshold: int = GROUPING_HAMMING) -> n
 
 def grouped_split(labels: np.ndarray, groups: np.ndarray, val_fraction: float,
                   seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train indices, validation indices)."""
-    n_splits = max(2, round(1 / val_fraction))
+    """(train indices, validation indices). Small classes lower the number of folds."""
+    smallest = int(np.bincount(labels)[np.unique(labels)].min())
+    if smallest < 2:
+        raise DatasetError("every class needs at least 2 readable images to hold one out for validation")
+    n_splits = max(2, min(round(1 / val_fraction), smallest))
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     train_idx, val_idx = next(splitter.split(np.zeros(len(labels)), labels, groups))
     return np.sort(train_idx), np.sort(val_idx)
