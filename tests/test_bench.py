@@ -12,7 +12,8 @@ import pytest  # noqa: E402
 
 from bloodcell_core.bench import report as bench_report  # noqa: E402
 from bloodcell_core.bench import runner  # noqa: E402
-from bloodcell_core.bench.app_timing import app_unavailable_reason, peak_rss_mib, process_tree  # noqa: E402
+from bloodcell_core.bench.app_timing import (app_unavailable_reason, peak_rss_mib, process_tree,  # noqa: E402
+                                             time_app)
 from bloodcell_core.bench.cli import settings_from_args  # noqa: E402
 from bloodcell_core.classes import CANONICAL_CLASSES  # noqa: E402
 from bloodcell_core.cli import build_parser  # noqa: E402
@@ -121,6 +122,22 @@ def test_latency_stats_percentiles() -> None:
 def test_app_skips_with_reason_when_chromium_or_app_is_missing(tmp_path: Path) -> None:
     assert "Chromium not found" in app_unavailable_reason(chromium=tmp_path / "no-chromium")
     assert "app.py not found" in app_unavailable_reason(project_root=tmp_path)
+
+
+def test_app_part_reports_a_browser_that_does_not_start(tmp_path: Path) -> None:
+    pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+    project = tmp_path / "project"
+    (project / "pages").mkdir(parents=True)
+    (project / "app.py").write_text("import streamlit as st\n")
+    (project / "pages" / "classify.py").write_text("import streamlit as st\n")
+    broken_chromium = tmp_path / "chromium"
+    broken_chromium.write_text("#!/bin/sh\nexit 1\n")
+    broken_chromium.chmod(0o755)
+    images = [tmp_path / "a.jpg", tmp_path / "b.jpg"]
+    result = time_app(tmp_path / "model", images, tmp_path / "scratch", project_root=project,
+                      chromium=broken_chromium)
+    assert result["status"] == "skipped"
+    assert result["reason"].startswith("Chromium did not start")
 
 
 def test_peak_rss_covers_this_process() -> None:

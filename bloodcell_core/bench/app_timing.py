@@ -188,6 +188,7 @@ def _drive(browser: Any, url: str, process: subprocess.Popen, started: float, im
 
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     wait_for_server(url, process, SERVER_START_TIMEOUT_S)
+    result["server_ready_s"] = time.perf_counter() - started  # Streamlit answers its health check
     page.goto(url)
     page.wait_for_function(HOME_RENDERED_JS, timeout=STEP_TIMEOUT_S * 1000, polling=20)
     result["first_render_s"] = time.perf_counter() - started
@@ -209,12 +210,18 @@ def _drive(browser: Any, url: str, process: subprocess.Popen, started: float, im
     result["peak_rss_mib"] = peak_rss_mib(process.pid)
 
 
+def _empty_result() -> dict[str, Any]:
+    return {"status": "measured", "server_ready_s": None, "first_render_s": None, "home_complete_s": None,
+            "navigation_s": None, "first_prediction_s": None, "later_predictions_s": [],
+            "later_predictions_max_s": None, "peak_rss_mib": None}
+
+
 def time_app(model_dir: Path, image_files: list[Path], scratch: Path, progress: ProgressFn | None = None,
              project_root: Path = PROJECT_ROOT, chromium: Path = CHROMIUM,
              screenshot_dir: Path | None = None) -> dict[str, Any]:
     """Start the app, time it in Chromium, stop it; returns the ``app`` section of the report.
 
-    ``screenshot_dir``: save a full-page screenshot after each step (to check what was timed).
+    ``screenshot_dir``: save a screenshot after each timed step (to check what was timed).
     """
     reason = app_unavailable_reason(project_root, chromium)
     if reason is None and len(image_files) < 2:
@@ -224,27 +231,29 @@ def time_app(model_dir: Path, image_files: list[Path], scratch: Path, progress: 
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
-    scratch.mkdir(parents=True, exist_ok=True)
+    for folder in (scratch, screenshot_dir):
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
     secrets_file = scratch / "secrets.toml"
     secrets_file.write_text("# empty: the benchmark runs the app without sign-in configuration\n")
     env = {**os.environ, "BLOODCELL_MODEL": str(model_dir), "BLOODCELL_DATA_DIR": str(scratch / "data"),
            "TF_CPP_MIN_LOG_LEVEL": "3"}
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    result: dict[str, Any] = {"status": "measured", "first_render_s": None, "home_complete_s": None,
-                              "navigation_s": None,
-                              "first_prediction_s": None, "later_predictions_s": [],
-                              "later_predictions_max_s": None, "peak_rss_mib": None}
+    result = _empty_result()
     log_path = scratch / "streamlit.log"
     with sync_playwright() as playwright, log_path.open("wb") as log:
-        browser = playwright.chromium.launch(executable_path=str(chromium), args=list(CHROMIUM_FLAGS),
-                                             headless=True)
+        try:
+            browser = playwright.chromium.launch(executable_path=str(chromium), args=list(CHROMIUM_FLAGS),
+                                                 headless=True)
+        except PlaywrightError as exc:
+            return {"status": "skipped", "reason": f"Chromium did not start: {_first_line(exc)}"}
         result["browser"] = f"Chromium {browser.version} (headless, Playwright)"
         started = time.perf_counter()
         process = subprocess.Popen(streamlit_command(port, secrets_file), cwd=project_root, env=env,
                                    stdout=log, stderr=subprocess.STDOUT)
         try:
-            _drive(browser, url, process, started, image_files, result, progress, screenshot_dir)
+            _drive(browser, f"http://127.0.0.1:{port}", process, started, image_files, result, progress,
+                   screenshot_dir)
         except (PlaywrightError, RuntimeError) as exc:
             result.update(status="failed", reason=_failure(exc, log_path))
         finally:
@@ -253,11 +262,16 @@ def time_app(model_dir: Path, image_files: list[Path], scratch: Path, progress: 
     return result
 
 
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
 def _failure(exc: Exception, log_path: Path) -> str:
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    """The error's first line plus the app log's last line (often the real cause)."""
     log_lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
     tail = f"; app log ends: {log_lines[-1][:200]}" if log_lines else ""
-    return f"{type(exc).__name__}: {message[:300]}{tail}"
+    return f"{type(exc).__name__}: {_first_line(exc)}{tail}"
 
 
 def _stop(process: subprocess.Popen) -> None:

@@ -21,6 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--repeats", type=int, default=50, help="calls per latency figure (default 50)")
     parser.add_argument("--out-dir", default="docs", help="where benchmarks.md and benchmarks.json go")
     parser.add_argument("--note", default="", help="a remark printed in the report (e.g. what else was running)")
+    parser.add_argument("--screenshots", default=None, metavar="DIR",
+                        help="save a screenshot of the app after each timed step (to check what was timed)")
     parser.set_defaults(func=run)
 
 
@@ -31,7 +33,8 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
         raise BloodcellError(f"--repeats must be at least 1, got {args.repeats}")
     return BenchSettings(model_dir=Path(args.model) if args.model else None,
                          data_dir=Path(args.data) if args.data else None,
-                         repeats=args.repeats, skip_app=args.skip_app, note=args.note)
+                         repeats=args.repeats, skip_app=args.skip_app, note=args.note,
+                         screenshot_dir=Path(args.screenshots) if args.screenshots else None)
 
 
 def summary_lines(report: dict) -> list[str]:

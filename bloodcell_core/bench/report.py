@@ -240,7 +240,8 @@ def _app(report: dict[str, Any]) -> list[str]:
     if app.get("status") == "failed":
         lines += [f"**The app run failed part-way:** {app.get('reason')}. Figures up to that point:", ""]
     later = ", ".join(format_value(v, "s") for v in app.get("later_predictions_s", [])) or "–"
-    lines += [f"- Start to first render of the home page (title shown, nothing loading): "
+    lines += [f"- Start to the server answering its health check: {format_value(app.get('server_ready_s'), 's')}",
+              f"- Start to first render of the home page (title shown, nothing loading): "
               f"{format_value(app.get('first_render_s'), 's')}; to the home page complete (script run "
               f"finished, model loaded): {format_value(app.get('home_complete_s'), 's')}",
               f"- Navigate to Classify: {format_value(app.get('navigation_s'), 's')}",

@@ -47,6 +47,7 @@ class BenchSettings:
     baseline_arch: str = BASELINE_ARCH
     baseline_input_size: int = BASELINE_INPUT_SIZE
     note: str = ""
+    screenshot_dir: Path | None = None  # app screenshots after each timed step, to check what was timed
 
     @property
     def batch_repeats(self) -> int:
@@ -400,7 +401,8 @@ def run_benchmarks(settings: BenchSettings, progress: ProgressFn | None = None) 
             app = {"status": "skipped", "reason": "--skip-app given"}
         else:
             conditions["other_processes_cpu_share_before_app"] = background_cpu_share()
-            app = time_app(model_dir, _spread(data.files, 3), scratch / "app", progress)
+            app = time_app(model_dir, _spread(data.files, 3), scratch / "app", progress,
+                           screenshot_dir=settings.screenshot_dir)
     conditions["load_average_1min_at_end"] = load_average()
     return _assemble(settings, predictor, model_dir, data, len(images), measured, app, conditions,
                      time.perf_counter() - started)
