@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -96,3 +97,19 @@ def test_export_refuses_npz_with_one_line(tmp_path: Path, capsys) -> None:
     assert error.startswith("error: ") and "folder or CSV" in error and "\n" not in error
     with pytest.raises(DatasetError):
         export_manifest(load_dataset(tmp_path / "set.npz"), {}, tmp_path / "m.csv")
+
+
+def test_audit_decisions_export_then_train_on_the_manifest(reviewed, tmp_path: Path, monkeypatch) -> None:
+    """The whole reviewer loop: audit -> decisions -> export -> train uses the cleaned labels."""
+    monkeypatch.setenv("BLOODCELL_DATA_DIR", str(tmp_path / "appdata"))
+    root, url = reviewed
+    manifest = tmp_path / "clean.csv"
+    assert main(["export", str(root), "--out", str(manifest), "--db", url]) == 0
+    model_dir = tmp_path / "retrained"
+    assert main(["train", str(manifest), "--out", str(model_dir), "--input-size", "32", "--epochs", "1",
+                 "--batch-size", "8", "--workers", "1", "--width", "0.25", "--domain-variants", "0",
+                 "--corruption-variants", "0"]) == 0
+    card = json.loads((model_dir / "card.json").read_text())
+    assert card["data"]["source"] == str(manifest)
+    assert card["data"]["n_images"] == 18
+    assert card["data"]["class_counts"] == {"basophil": 7, "lymphocyte": 4, "neutrophil": 7}

@@ -1,0 +1,49 @@
+"""The shipped model on real PBC images from ../shared (skipped only where that folder is missing)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bloodcell_core.data.datasets import load_dataset
+from bloodcell_core.paths import DEFAULT_MODEL_DIR, SHARED_DEV_DATA
+
+pytestmark = pytest.mark.skipif(not SHARED_DEV_DATA.exists(),
+                                reason="../shared/data/pbc-dev not present (real-data test)")
+PER_CLASS = 50  # 8 classes x 50 = 400 fixed images
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    from bloodcell_core.inference.predictor import Predictor
+    return Predictor.load(DEFAULT_MODEL_DIR)
+
+
+@pytest.fixture(scope="module")
+def fixed_sample(predictor):
+    """50 images per class, taken in sorted order from the model's held-out validation items."""
+    dataset = load_dataset(SHARED_DEV_DATA)
+    held_out = set(predictor.card.get("validation_items", []))
+    chosen = []
+    for c in range(len(dataset.classes)):
+        members = [i for i in np.flatnonzero(dataset.labels == c) if dataset.items[i] in held_out]
+        members = members or list(np.flatnonzero(dataset.labels == c))
+        chosen += members[:PER_CLASS]
+    return dataset.subset(chosen)
+
+
+def _accuracy(predictor, dataset, transform=lambda image, i: image) -> float:
+    images = [transform(dataset.load(i), i) for i in range(len(dataset))]
+    predicted = predictor.predict_proba(images).argmax(axis=1)
+    expected = [predictor.classes.index(name) for name in dataset.label_names]
+    return float((predicted == np.array(expected)).mean())
+
+
+def test_shipped_model_accuracy_on_fixed_dev_sample(predictor, fixed_sample) -> None:
+    assert len(fixed_sample) == 400
+    assert _accuracy(predictor, fixed_sample) >= 0.95
+
+
+def test_shipped_model_on_zoomed_out_off_centre_cells(predictor, fixed_sample) -> None:
+    from bloodcell_core.robustness.shifts import apply_shift
+    accuracy = _accuracy(predictor, fixed_sample, lambda image, i: apply_shift(image, "zoom_out_offcentre", i))
+    assert accuracy >= 0.90
