@@ -41,6 +41,5 @@ def navigation_pages() -> dict[str, list]:
 
 st.set_page_config(page_title="Blood-cell review", page_icon=":material/bloodtype:", layout="wide")
 navigation = st.navigation(navigation_pages())
-st.sidebar.caption("Blood-cell review dashboard")
 state.model_picker()
 navigation.run()

@@ -1,6 +1,7 @@
 """Plotly figures shared by the pages.  Pure functions: data in, ``go.Figure`` out."""
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,9 +23,9 @@ def probability_bars(top: Sequence[tuple[str, float]], title: str = "Top probabi
     names = [name for name, _ in top][::-1]
     values = [float(p) for _, p in top][::-1]
     fig = go.Figure(go.Bar(x=values, y=names, orientation="h", marker_color=ACCENT,
-                           text=[f"{v:.1%}" for v in values], textposition="auto",
+                           text=[f"{v:.1%}" for v in values], textposition="outside", cliponaxis=False,
                            hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
-    fig.update_xaxes(range=[0, 1], tickformat=".0%")
+    fig.update_xaxes(range=[0, 1.15], tickformat=".0%", tickvals=[0, 0.25, 0.5, 0.75, 1.0])
     fig.update_layout(title=title)
     return _compact(fig, height)
 
@@ -93,7 +94,7 @@ def coverage_figure(curve: dict[str, list[float]], marker: tuple[float, float] |
     if marker is not None:
         fig.add_trace(go.Scatter(x=[marker[0]], y=[marker[1]], mode="markers+text", name=marker_label,
                                  marker=dict(size=12, color=FLAG, symbol="diamond"), text=[marker_label],
-                                 textposition="bottom left"))
+                                 textposition="top right"))
     fig.update_xaxes(title="coverage (share decided without review)", tickformat=".0%", autorange="reversed")
     fig.update_yaxes(title="accuracy of accepted", tickformat=".1%")
     fig.update_layout(title=title, showlegend=False)
@@ -107,5 +108,6 @@ def class_count_bars(classes: Sequence[str], counts: Sequence[int], flagged: Seq
     if flagged is not None:
         fig.add_trace(go.Bar(x=list(classes), y=list(flagged), name="needs review", marker_color=FLAG))
     fig.update_layout(barmode="stack", title=title, legend=dict(orientation="h", y=-0.25))
-    fig.update_yaxes(title="images")
+    highest = max([c + f for c, f in zip(counts, flagged or [0] * len(counts))] or [0])
+    fig.update_yaxes(title="images", rangemode="tozero", tickformat="d", dtick=max(1, math.ceil(highest / 5)))
     return _compact(fig, 320)

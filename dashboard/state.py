@@ -4,7 +4,7 @@ Everything slow is loaded once per process with ``st.cache_resource`` and keyed 
 makes it stale (a model folder's path *and* file modification times), so replacing a model
 on disk is picked up without restarting the app.
 
-Usage from a page::
+Usage from a page (``require_view`` or ``sign_in`` first, once per run)::
 
     from dashboard import state
     access = state.require_view()          # sign-in widgets (sidebar); stops if not allowed
@@ -188,8 +188,40 @@ def _record_refusal(identity: auth.Identity | None) -> str:
     return auth.SIGN_IN_NOT_CONFIGURED if closed else "Sign in (sidebar) to record decisions."
 
 
+SHELL_CHECKED_KEY = "app_shell_checked"
+
+
+def ensure_app_shell() -> None:
+    """Rerun through app.py when Streamlit ran this page file on its own.
+
+    A ``pages/`` folder next to the entry script puts Streamlit in its legacy multipage mode
+    until the first ``st.navigation`` call in the process: if a fresh server's first request is a
+    page URL (``/classify``), Streamlit runs pages/classify.py alone -- no page config, no model
+    picker, a file-name navigation.  ``st.navigation`` clears Streamlit's ``uses_pages_directory``
+    flag; clearing it here and rerunning gives what app.py running first would have given.
+
+    Checked on a session's first page run only: later runs of a real server never see the flag
+    set again, while Streamlit's AppTest sets it before every run (and there a rerun would drop
+    the clicks of the run that triggered it).
+    """
+    first_run = SHELL_CHECKED_KEY not in st.session_state
+    st.session_state[SHELL_CHECKED_KEY] = True
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a Streamlit without the legacy mode: nothing to do
+        return
+    if first_run and getattr(PagesManager, "uses_pages_directory", None):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def sign_in() -> Access:
-    """Draw the sign-in widgets in the sidebar (once per run!) and say who may do what."""
+    """Draw the sign-in widgets in the sidebar (once per run!) and say who may do what.
+
+    Call it first on every page (directly or through :func:`require_view`): it also makes sure
+    the page runs inside app.py's navigation (:func:`ensure_app_shell`).
+    """
+    ensure_app_shell()
     identity = auth.sign_in_form("sidebar")
     try:
         may_view = identity is not None or auth.read_only_allowed()

@@ -24,6 +24,8 @@ EXPLANATIONS_KEY = "classify_explanations"  # {model key|method|image hash: (cro
 MESSAGE_KEY = "classify_message"  # the outcome of the last review click: (kind, text)
 PER_PAGE = 6
 FILTERS = ("All images", "Needs review", "Not yet reviewed")
+TOAST_ICONS = {"success": ":material/task_alt:", "info": ":material/info:", "warning": ":material/warning:",
+               "error": ":material/error:"}
 
 
 def predictions_for(uploads: list[DecodedUpload], predictor: Predictor, model_key: str) -> list[Prediction]:
@@ -135,7 +137,7 @@ def show_image(position: int, upload: DecodedUpload, image: ClassifiedImage, pre
             explained.warning(f"No explanation: {state.one_line(error)}")
         with result:
             st.metric("Predicted", prediction.predicted, f"confidence {prediction.confidence:.1%}",
-                      delta_color="off")
+                      delta_color="off", delta_arrow="off")
             st.plotly_chart(charts.probability_bars(prediction.top(3)), key=f"classify_probs_{position}",
                             config={"displayModeBar": False})
         if prediction.needs_review:
@@ -200,13 +202,16 @@ def main() -> None:
         st.info(access.reason, icon=":material/lock:")
     message = st.session_state.pop(MESSAGE_KEY, None)
     if message is not None:
-        getattr(st, message[0])(state.md_escape(message[1]))
+        kind, text = message
+        st.toast(state.md_escape(text), icon=TOAST_ICONS[kind], duration="long")
+        if kind in ("warning", "error"):
+            getattr(st, kind)(state.md_escape(text))
     which = st.radio("Show", FILTERS, horizontal=True, key="classify_filter")
     shown = visible(images, which)
     pages = max(1, -(-len(shown) // PER_PAGE))
     if st.session_state.get("classify_page", 1) > pages:
         st.session_state["classify_page"] = 1
-    page = st.number_input(f"Page (of {pages})", 1, pages, key="classify_page") if pages > 1 else 1
+    page = st.columns([1, 4])[0].number_input(f"Page (of {pages})", 1, pages, key="classify_page") if pages > 1 else 1
     for position in shown[(page - 1) * PER_PAGE: page * PER_PAGE]:
         show_image(position, readable[position], images[position], predictor, model_key, method, alpha,
                    access.reviewer)

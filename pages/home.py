@@ -41,7 +41,7 @@ model_dir = state.selected_model_dir()
 predictor = state.current_predictor()
 if predictor is not None:
     card = predictor.card
-    st.dataframe(pd.DataFrame(list(card_overview(card).items()), columns=["", "value"]),
+    st.dataframe(pd.DataFrame(list(card_overview(card).items()), columns=["Property", "Value"]),
                  hide_index=True, width="stretch")
     validation = card_validation(card)
     if validation:

@@ -29,7 +29,7 @@ def evaluation_for(predictor: Predictor, model_dir: Path, sample: Dataset, sampl
                    compute: bool) -> Evaluation | None:
     """The cached evaluation of this model on this sample; computed (with progress) when ``compute``."""
     cache = state.result_cache("performance", 8)
-    key = (state.model_key(model_dir), sample.fingerprint(), sample_size)
+    key = (state.model_key(model_dir), sample.source, sample.fingerprint(), sample_size)
     cached = cache.get(key)
     if cached is not None or not compute:
         return cached
@@ -52,7 +52,7 @@ def show_confusion(report: dict, normalise: bool, key: str, title: str = "Confus
 
 def show_confusion_tab(report: dict) -> None:
     normalise = st.toggle("Row-normalised (share of each true class)", key="perf_normalise")
-    left, right = st.columns([3, 1])
+    left, right = st.columns([5, 2])
     with left:
         show_confusion(report, normalise, "perf_confusion")
         st.caption("Outlined: immature granulocyte ↔ monocyte, the confusion that matters most clinically.")
@@ -101,7 +101,13 @@ def gallery_explanation(predictor: Predictor, model_dir: Path, sample: Dataset, 
     cache: dict = st.session_state.setdefault(EXPLANATIONS_KEY, {})
     key = f"{state.model_key(model_dir)}|{method}|{item}|{class_name}"
     if key not in cache:
-        index = sample.items.index(item)
+        positions = st.session_state.setdefault("perf_item_positions", {})
+        identity = (sample.source, hash(tuple(sample.items)))
+        if positions.get("source") != identity:
+            positions.clear()
+            positions.update({"source": identity,
+                              "index": {name: i for i, name in enumerate(sample.items)}})
+        index = positions["index"][item]
         explainer = state.load_explainer(predictor, model_dir, method)
         cache[key] = explained_crop(predictor, explainer, sample.load(index), class_name)
     return cache[key]
@@ -125,7 +131,9 @@ def show_gallery(evaluation: Evaluation, predictor: Predictor, model_dir: Path, 
     pages = max(1, -(-len(shown) // GALLERY_PER_PAGE))
     if st.session_state.get("perf_gallery_page", 1) > pages:
         st.session_state["perf_gallery_page"] = 1
-    page = st.number_input(f"Page (of {pages})", 1, pages, key="perf_gallery_page") if pages > 1 else 1
+    page = 1
+    if pages > 1:
+        page = st.columns([1, 4])[0].number_input(f"Page (of {pages})", 1, pages, key="perf_gallery_page")
     st.caption("Most confident mistakes first. Each tile: the crop the model saw with the explanation "
                "of its (wrong) prediction.")
     columns = st.columns(4)
@@ -196,10 +204,12 @@ def main() -> None:
     evaluation = evaluation_for(predictor, model_dir, sample, size, compute=False)
     second = evaluation_for(other, other_dir, sample, size, compute=False) if other is not None else None
     missing = evaluation is None or (other is not None and second is None)
-    if missing and not st.button("Evaluate", type="primary", key="perf_run", icon=":material/play_arrow:"):
+    start = st.empty()
+    if missing and not start.button("Evaluate", type="primary", key="perf_run", icon=":material/play_arrow:"):
         st.info(f"Press Evaluate to run the model on {len(sample):,} images. Results are kept for this "
                 "model and dataset until the app restarts.")
         return
+    start.empty()
     evaluation = evaluation_for(predictor, model_dir, sample, size, compute=True)
     if other is not None:
         second = evaluation_for(other, other_dir, sample, size, compute=True)

@@ -53,3 +53,38 @@ def review_store(review_store_url: str) -> Iterator[ReviewStore]:
     store = ReviewStore(review_store_url)
     yield store
     store.close()
+
+
+# ==== Dashboard fixtures (tests/test_app_pages.py, tests/test_browser.py, tests/test_reporting.py) ====
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved tiny model folder (model.keras + card.json), built once per test session."""
+    from bloodcell_core.models.store import save_model
+    from tests.helpers_dashboard import build_tiny_model, tiny_model_card
+
+    return save_model(build_tiny_model(), tiny_model_card(), tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture
+def cell_dataset(tmp_path: Path) -> Path:
+    """A small class-folder dataset (2 classes x 3 synthetic PNGs) inside its own data root."""
+    from tests.helpers_dashboard import write_cell_dataset
+
+    root = tmp_path / "data-root" / "cells"
+    write_cell_dataset(root)
+    return root
+
+
+@pytest.fixture
+def dashboard_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model_dir: Path, cell_dataset: Path) -> Path:
+    """Environment for running the dashboard: the tiny model, a tmp data dir and review store, a data root."""
+    data_dir = tmp_path / "app-data"
+    monkeypatch.setenv("BLOODCELL_MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("BLOODCELL_MODELS_DIR", str(tiny_model_dir.parent))
+    monkeypatch.setenv("BLOODCELL_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("BLOODCELL_DB", str(data_dir / "review.sqlite"))
+    monkeypatch.setenv("BLOODCELL_DATA_ROOTS", str(cell_dataset.parent))
+    monkeypatch.delenv("BLOODCELL_DB_URL", raising=False)
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
+    return data_dir

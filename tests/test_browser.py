@@ -1,0 +1,170 @@
+"""The dashboard in a real browser: `streamlit run app.py` plus headless Debian Chromium via Playwright.
+
+Screenshots of every clinician page go to test-artifacts/ (gitignored) for a person to look at.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers_dashboard import TINY_MODEL_CLASS, png_bytes, synthetic_cell, write_cell_dataset
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+START_TIMEOUT_S = 90
+WAIT_MS = 60_000
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
+                                reason="/usr/bin/chromium is not installed (Debian: apt install chromium)")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"streamlit did not become healthy in {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Stop the server we started: its whole process group, by id."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=15)
+    except ProcessLookupError:
+        pass
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One fresh `streamlit run app.py` for this module on a free local port: the tiny model, a tmp data
+    dir and review store, a small dataset root and development sign-in (typed names)."""
+    work = tmp_path_factory.mktemp("browser")
+    write_cell_dataset(work / "root" / "cells")
+    secrets = work / "secrets.toml"
+    secrets.write_text("[access]\nallow_unverified_names = true\n")
+    env = {**os.environ, "BLOODCELL_MODEL": str(tiny_model_dir), "BLOODCELL_MODELS_DIR": str(tiny_model_dir.parent),
+           "BLOODCELL_DATA_DIR": str(work / "data"), "BLOODCELL_DATA_ROOTS": str(work / "root"),
+           "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("BLOODCELL_DB", None)
+    env.pop("BLOODCELL_DB_URL", None)
+    port = free_port()
+    log = work / "streamlit.log"
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+               "--server.address", "127.0.0.1", "--server.port", str(port), "--server.fileWatcherType", "none",
+               "--browser.gatherUsageStats", "false", "--secrets.files", str(secrets)]
+    with log.open("w") as log_file:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_healthy(url, process, log)
+        yield url
+    finally:
+        stop(process)
+
+
+@pytest.fixture
+def page(server: str):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            yield context.new_page()
+        finally:
+            browser.close()
+
+
+def screenshot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def wait_for_run(page) -> None:
+    """Until Streamlit has finished running the script (no 'Running...' status widget)."""
+    page.wait_for_timeout(300)
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=WAIT_MS)
+
+
+def test_performance_page_in_a_real_browser(page, server):
+    # The server's first request is a page URL: the page must still run inside app.py's navigation
+    # (wide layout, sidebar model picker, page titles from app.py), not Streamlit's pages/ fallback.
+    page.goto(f"{server}/performance", wait_until="domcontentloaded")
+    page.get_by_role("button", name="Evaluate").click()
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("Model", exact=True).wait_for(timeout=WAIT_MS)
+    assert sidebar.get_by_role("link", name="Model performance").count() == 1
+    page.get_by_text("IG predicted as monocyte").wait_for(timeout=WAIT_MS)
+    page.locator(".js-plotly-plot").first.wait_for(timeout=WAIT_MS)
+    wait_for_run(page)
+    screenshot(page, "performance.png")
+    page.get_by_role("tab", name="Misclassified images").click()
+    page.get_by_text("predicted lymphocyte").first.wait_for(timeout=WAIT_MS)
+    wait_for_run(page)
+    screenshot(page, "performance-gallery.png")
+    assert page.locator('[data-testid="stImage"]').count() == 3  # the misclassified monocytes
+
+
+def test_classify_an_upload_in_a_real_browser(page, server, tmp_path):
+    """Home, then Classify: upload a cell and an empty file, see prediction, Grad-CAM, accept it."""
+    cell = tmp_path / "cell.png"
+    cell.write_bytes(png_bytes(synthetic_cell(96)))
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+
+    page.goto(server, wait_until="domcontentloaded")
+    page.get_by_text("Blood-cell review dashboard").first.wait_for(timeout=WAIT_MS)
+    page.get_by_text("Validation metrics (from the model card)").wait_for(timeout=WAIT_MS)
+    wait_for_run(page)
+    screenshot(page, "home.png")
+
+    page.goto(f"{server}/classify", wait_until="domcontentloaded")
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files([str(cell), str(empty)])
+    page.get_by_text(f"Grad-CAM for {TINY_MODEL_CLASS}").wait_for(timeout=WAIT_MS)
+    page.locator('[data-testid="stMetricValue"]', has_text=TINY_MODEL_CLASS).first.wait_for(timeout=WAIT_MS)
+    page.locator(".js-plotly-plot").first.wait_for(timeout=WAIT_MS)
+    page.get_by_text("empty.png: empty file (0 bytes)").wait_for(timeout=WAIT_MS)
+    images = page.locator('[data-testid="stImage"] img')
+    assert images.count() == 2  # the upload with its crop box, and the Grad-CAM overlay
+    assert all(images.nth(i).evaluate("img => img.naturalWidth > 0") for i in range(2))
+
+    page.get_by_label("Your name").fill("Dr Browser")
+    page.get_by_role("button", name="Start reviewing").click()
+    page.get_by_role("button", name=f"Accept: {TINY_MODEL_CLASS}").click()
+    page.get_by_text("Reviewed: confirmed by unverified:Dr Browser").wait_for(timeout=WAIT_MS)
+    page.set_viewport_size({"width": 1400, "height": 2400})  # Streamlit scrolls inside the page: grow it
+    wait_for_run(page)
+    screenshot(page, "classify.png")
