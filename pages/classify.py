@@ -39,6 +39,14 @@ def predictions_for(uploads: list[DecodedUpload], predictor: Predictor, model_ke
     return [cache[f"{model_key}|{u.image_hash}"] for u in uploads]
 
 
+def forget_other_images(hashes: set[str]) -> None:
+    """Drop cached predictions and heatmaps of images no longer uploaded (memory stays bounded)."""
+    for key in (PREDICTIONS_KEY, EXPLANATIONS_KEY):
+        cache: dict = st.session_state.get(key, {})
+        for stale in [k for k in cache if k.split("|")[-2 if key == EXPLANATIONS_KEY else -1] not in hashes]:
+            del cache[stale]
+
+
 def explanation_for(upload: DecodedUpload, predictor: Predictor, model_key: str, method: str,
                     class_name: str) -> tuple[np.ndarray, np.ndarray]:
     """(crop, heatmap) for one image, computed once per model, method and image for this session."""
@@ -180,6 +188,7 @@ def main() -> None:
         show_bad_files(bad)
     if not readable:
         return
+    forget_other_images({u.image_hash for u in readable})
     predictions = predictions_for(readable, predictor, model_key)
     try:
         latest = state.review_store().latest(dataset=CLASSIFY_DATASET)

@@ -158,6 +158,10 @@ def test_classify_method_and_opacity_controls_change_the_explanation(dashboard_e
     assert app.get("image")[1].proto.imgs[0].url != first
     app.selectbox(key="classify_method").select("Grad-CAM++").run()
     assert not app.exception and f"Grad-CAM++ for {TINY_MODEL_CLASS}" in image_captions(app)
+    assert len(app.session_state["classify_explanations"]) == 2  # one heatmap per method, reused on reruns
+    upload(app, [("other.png", png_bytes(synthetic_cell(seed=5)))])  # a new batch: old results are dropped
+    assert len(app.session_state["classify_predictions"]) == 1
+    assert len(app.session_state["classify_explanations"]) == 1
 
 
 def test_bad_uploads_get_a_message_each_while_the_others_are_classified(dashboard_env):
