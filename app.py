@@ -42,4 +42,7 @@ def navigation_pages() -> dict[str, list]:
 st.set_page_config(page_title="Blood-cell review", page_icon=":material/bloodtype:", layout="wide")
 navigation = st.navigation(navigation_pages())
 state.model_picker()
-navigation.run()
+try:
+    navigation.run()
+finally:  # after the page is drawn: load TensorFlow, the model and Grad-CAM in the background, once
+    state.warm_model_in_background()

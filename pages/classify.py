@@ -7,7 +7,7 @@ import numpy as np
 import streamlit as st
 
 from bloodcell_core.errors import BloodcellError
-from bloodcell_core.explain import DEFAULT_METHOD, METHODS, overlay
+from bloodcell_core.explain import DEFAULT_METHOD, METHOD_NAMES, overlay
 from bloodcell_core.explain.overlay import DEFAULT_ALPHA
 from bloodcell_core.inference.predictor import Prediction, Predictor
 from bloodcell_core.reporting.batch import ClassifiedImage, differential_count, predictions_csv
@@ -172,7 +172,7 @@ def main() -> None:
         "Single-cell images (JPEG, PNG, BMP, TIFF)", type=list(UPLOAD_TYPES), accept_multiple_files=True,
         key="classify_uploads", help=f"One cell per image, as cut out by the analyser; up to {max_mb} MB each.")
     method_column, alpha_column = st.columns(2)
-    method = method_column.selectbox("Explanation method", list(METHODS), index=list(METHODS).index(DEFAULT_METHOD),
+    method = method_column.selectbox("Explanation method", list(METHOD_NAMES), index=METHOD_NAMES.index(DEFAULT_METHOD),
                                      key="classify_method",
                                      help="Grad-CAM is fast; ScoreCAM runs one forward pass per feature map "
                                           "tried (at most 16); SmoothGrad averages noisy pixel gradients.")

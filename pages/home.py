@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from bloodcell_core.errors import BloodcellError
 from bloodcell_core.reporting.performance import card_overview, card_validation, format_metric
 from dashboard import state
 
@@ -37,10 +38,12 @@ st.markdown(
 st.caption("Not a diagnostic device: every result needs a qualified person's judgement.")
 
 st.header("Loaded model")
-model_dir = state.selected_model_dir()
-predictor = state.current_predictor()
-if predictor is not None:
-    card = predictor.card
+try:  # drawn from the model card: TensorFlow and the model load in the background meanwhile
+    model_dir, card = state.selected_card()
+except BloodcellError as error:
+    st.error(f"The model can't be loaded: {state.one_line(error)}. Pick another model in the sidebar.")
+    card = None
+if card is not None:
     st.dataframe(pd.DataFrame(list(card_overview(card).items()), columns=["Property", "Value"]),
                  hide_index=True, width="stretch")
     validation = card_validation(card)
@@ -54,6 +57,13 @@ if predictor is not None:
     if card.get("credit"):
         st.caption(f"Credit: {card['credit']}")
     st.caption(f"Model folder: {Path(model_dir).name}")
+    status = state.model_status(model_dir)
+    if status.startswith("failed: "):
+        st.error(f"The model can't be loaded: {status.removeprefix('failed: ')}. Pick another model in the sidebar.")
+    elif status == "ready":
+        st.caption("Model loaded and ready.")
+    else:
+        st.caption("The model is loading in the background; Classify will use it as soon as it is ready.")
 
 st.header("Pages")
 app_dir = Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ import streamlit as st
 from bloodcell_core.data.datasets import Dataset
 from bloodcell_core.errors import BloodcellError
 from bloodcell_core.evaluation.evaluate import Evaluation, evaluate
-from bloodcell_core.explain import DEFAULT_METHOD, METHODS, overlay
+from bloodcell_core.explain import DEFAULT_METHOD, METHOD_NAMES, overlay
 from bloodcell_core.inference.predictor import Predictor
 from bloodcell_core.reporting.images import explained_crop
 from bloodcell_core.reporting.performance import (compare_frame, confusion_pairs, format_metric, headline,
@@ -124,7 +124,7 @@ def show_gallery(evaluation: Evaluation, predictor: Predictor, model_dir: Path, 
     pick, method_column, alpha_column = st.columns([2, 1, 1])
     chosen = pick.selectbox("Confusion (true → predicted)", options, key="perf_pair",
                             format_func=lambda o: f"{o} ({counts[o]} images)")
-    method = method_column.selectbox("Explanation", list(METHODS), index=list(METHODS).index(DEFAULT_METHOD),
+    method = method_column.selectbox("Explanation", list(METHOD_NAMES), index=METHOD_NAMES.index(DEFAULT_METHOD),
                                      key="perf_method")
     alpha = alpha_column.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05, key="perf_alpha")
     shown = errors if chosen == "all" else misclassified(evaluation, tuple(chosen.split(" → ")))

@@ -3,33 +3,31 @@
 ``get_explainer(model, method)`` builds each method once per model and caches it;
 ``explainer.explain(model_input, class_index)`` returns heatmaps in [0, 1] the size of the
 model input; :func:`overlay` puts one onto the image.
+
+One module per method (``gradcam``, ``gradcam_plus``, ``scorecam``, ``smoothgrad``), the table
+of them in ``registry``.  Importing this package is light: the method names, the overlay
+helpers and the error come without TensorFlow, which loads on first use of a method, so the
+dashboard can draw its first page before TensorFlow has finished importing.
 """
 from __future__ import annotations
 
+import importlib
 import re
-import threading
+from typing import Any
 
-import keras
-
-from bloodcell_core.explain.base import (
-    Explainer,
-    ExplanationError,
-    find_penultimate_layer,
-)
-from bloodcell_core.explain.gradcam import GradCAM
-from bloodcell_core.explain.gradcam_plus import GradCAMPlusPlus
+from bloodcell_core.explain.errors import ExplanationError
 from bloodcell_core.explain.overlay import heatmap_to_rgb, overlay, resize_heatmap
-from bloodcell_core.explain.scorecam import ScoreCAM
-from bloodcell_core.explain.smoothgrad import SmoothGrad
 
-# Display name -> class, in menu order; the first is the default.
-METHODS: dict[str, type[Explainer]] = {
-    cls.name: cls for cls in (GradCAM, GradCAMPlusPlus, ScoreCAM, SmoothGrad)
+# Menu order; the first is the default.  registry.METHODS maps each name to its class.
+METHOD_NAMES: tuple[str, ...] = ("Grad-CAM", "Grad-CAM++", "ScoreCAM", "SmoothGrad")
+DEFAULT_METHOD = METHOD_NAMES[0]
+
+# Names loaded on first access (they import TensorFlow): name -> module that defines it.
+_LAZY = {
+    "METHODS": "registry", "get_explainer": "registry", "clear_explainer_cache": "registry",
+    "Explainer": "base", "find_penultimate_layer": "base",
+    "GradCAM": "gradcam", "GradCAMPlusPlus": "gradcam_plus", "ScoreCAM": "scorecam", "SmoothGrad": "smoothgrad",
 }
-DEFAULT_METHOD = "Grad-CAM"
-
-_cache: dict[tuple[int, str], Explainer] = {}
-_cache_lock = threading.Lock()
 
 
 def _key(name: str) -> str:
@@ -38,38 +36,22 @@ def _key(name: str) -> str:
 
 def resolve_method(method: str) -> str:
     """Display name for ``method``, matched loosely ("gradcam", "grad-cam++", "SmoothGrad")."""
-    by_key = {_key(name): name for name in METHODS}
+    by_key = {_key(name): name for name in METHOD_NAMES}
     try:
         return by_key[_key(method)]
     except (KeyError, AttributeError):
         raise ExplanationError(f"unknown explanation method {method!r}; choose one of "
-                               f"{', '.join(METHODS)}") from None
+                               f"{', '.join(METHOD_NAMES)}") from None
 
 
-def get_explainer(model: keras.Model, method: str = DEFAULT_METHOD) -> Explainer:
-    """The explainer for ``model`` and ``method``, built on first use and cached.
-
-    The cache holds the model (through the explainer), so its id can't be reused by
-    another model while the entry lives.
-    """
-    name = resolve_method(method)
-    key = (id(model), name)
-    with _cache_lock:
-        explainer = _cache.get(key)
-        if explainer is None or explainer.model is not model:
-            explainer = METHODS[name](model)
-            _cache[key] = explainer
-    return explainer
-
-
-def clear_explainer_cache() -> None:
-    """Forget every cached explainer (and the models they hold)."""
-    with _cache_lock:
-        _cache.clear()
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
-    "DEFAULT_METHOD", "METHODS", "Explainer", "ExplanationError", "GradCAM", "GradCAMPlusPlus",
+    "DEFAULT_METHOD", "METHODS", "METHOD_NAMES", "Explainer", "ExplanationError", "GradCAM", "GradCAMPlusPlus",
     "ScoreCAM", "SmoothGrad", "clear_explainer_cache", "find_penultimate_layer", "get_explainer",
     "heatmap_to_rgb", "overlay", "resize_heatmap", "resolve_method",
 ]

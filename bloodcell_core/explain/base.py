@@ -28,7 +28,7 @@ from tf_keras_vis import ModelVisualization
 from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
 from tf_keras_vis.utils.scores import CategoricalScore
 
-from bloodcell_core.errors import BloodcellError
+from bloodcell_core.explain.errors import ExplanationError
 
 # Layers whose 4-D output can serve as the class-activation feature map.
 FEATURE_MAP_LAYERS: tuple[type, ...] = (
@@ -41,10 +41,6 @@ FEATURE_MAP_LAYERS: tuple[type, ...] = (
     keras.layers.ELU,
     keras.layers.PReLU,
 )
-
-
-class ExplanationError(BloodcellError):
-    """A model or input the saliency methods can't work with."""
 
 
 def check_model(model: keras.Model) -> None:

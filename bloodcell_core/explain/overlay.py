@@ -7,7 +7,7 @@ import numpy as np
 import plotly.colors
 from PIL import Image
 
-from bloodcell_core.explain.base import ExplanationError
+from bloodcell_core.explain.errors import ExplanationError
 
 DEFAULT_COLORMAP = "Turbo"
 DEFAULT_ALPHA = 0.45

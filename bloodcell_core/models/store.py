@@ -86,19 +86,44 @@ def resolve_model_dir(model_dir: str | Path | None) -> Path:
     return path
 
 
+def _corrupt(path: Path, exc: BaseException) -> ModelLoadError:
+    detail = str(exc).splitlines()[0][:160] if str(exc) else ""
+    return ModelLoadError(f"{path / MODEL_FILE}: corrupt or unreadable model file ({type(exc).__name__}: {detail})")
+
+
+def check_model_folder(model_dir: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """(folder, card) after the checks that need no TensorFlow: the card, and model.keras's archive.
+
+    Catches a missing folder, an unreadable card and a truncated or non-zip model file in a few
+    milliseconds, so the dashboard can report them before (or without) importing TensorFlow.
+    A card that doesn't match its model is only found by :func:`load_model`.
+    """
+    path = resolve_model_dir(model_dir)
+    card = read_card(path)
+    try:
+        with zipfile.ZipFile(path / MODEL_FILE) as archive:
+            names = set(archive.namelist())
+            if "config.json" not in names:
+                raise ValueError("no config.json in the archive; not a Keras 3 .keras file")
+            damaged = archive.testzip()
+            if damaged is not None:
+                raise ValueError(f"damaged archive member {damaged}")
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise _corrupt(path, exc) from None
+    return path, card
+
+
 def load_model(model_dir: str | Path | None = None) -> tuple[Any, dict[str, Any]]:
     """Load (keras model, card); any corruption or mismatch is a one-line ModelLoadError."""
     import keras
 
     import bloodcell_core.models.architectures  # noqa: F401  (registers custom layers)
 
-    path = resolve_model_dir(model_dir)
-    card = read_card(path)
+    path, card = check_model_folder(model_dir)
     try:
         model = keras.saving.load_model(path / MODEL_FILE, compile=False)
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as exc:
-        raise ModelLoadError(f"{path / MODEL_FILE}: corrupt or unreadable model file "
-                             f"({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
+        raise _corrupt(path, exc) from None
     _check_card_matches(model, card, path)
     return model, card
 

@@ -1,0 +1,96 @@
+"""The dashboard's model warm-up: the first page draws without TensorFlow, the model loads once."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from bloodcell_core.errors import ModelLoadError
+from bloodcell_core.models.store import check_model_folder
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_first_page_imports_no_tensorflow():
+    """What app.py and Home import must stay light, or the first render waits for TensorFlow."""
+    code = ("import sys, dashboard.state, dashboard.charts, bloodcell_core.explain, "
+            "bloodcell_core.reporting.performance\n"
+            "heavy = sorted(m for m in ('tensorflow', 'keras', 'tf_keras_vis') if m in sys.modules)\n"
+            "print(','.join(heavy))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                            timeout=120, check=True)
+    assert result.stdout.strip() == "", f"imported at start-up: {result.stdout.strip()}"
+
+
+def test_the_lazy_explain_names_still_resolve():
+    import bloodcell_core.explain as explain
+
+    assert tuple(explain.METHODS) == explain.METHOD_NAMES
+    assert explain.get_explainer.__module__ == "bloodcell_core.explain.registry"
+    with pytest.raises(AttributeError):
+        explain.no_such_name  # noqa: B018
+
+
+def test_check_model_folder_catches_a_broken_archive_without_tensorflow(tmp_path, tiny_model_dir):
+    folder, card = check_model_folder(tiny_model_dir)
+    assert folder == tiny_model_dir and card["name"] == "tiny-dashboard-test"
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "card.json").write_text((tiny_model_dir / "card.json").read_text())
+    (broken / "model.keras").write_bytes((tiny_model_dir / "model.keras").read_bytes()[:300])  # truncated
+    with pytest.raises(ModelLoadError, match="corrupt or unreadable model file"):
+        check_model_folder(broken)
+    (broken / "card.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match="not valid JSON"):
+        check_model_folder(broken)
+
+
+def test_warmer_loads_each_model_once_even_when_asked_concurrently(tiny_model_dir, monkeypatch):
+    from bloodcell_core.inference import predictor as predictor_module
+    from dashboard.state import ModelWarmer, model_key
+
+    loads = []
+    real_load = predictor_module.Predictor.load
+
+    def counting_load(model_dir):
+        loads.append(model_dir)
+        return real_load(model_dir)
+
+    monkeypatch.setattr(predictor_module.Predictor, "load", staticmethod(counting_load))
+    warmer = ModelWarmer()
+    key = model_key(tiny_model_dir)
+    assert warmer.status(key) == "not started"
+    assert warmer.warm_in_background(key, str(tiny_model_dir)) is True
+    assert warmer.warm_in_background(key, str(tiny_model_dir)) is False  # once per model
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(warmer.predictor(key, str(tiny_model_dir))))
+               for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(loads) == 1 and len({id(p) for p in results}) == 1
+    for thread in threading.enumerate():  # let the warm-up's prediction and Grad-CAM finish
+        if thread.name == "bloodcell-model-warmup":
+            thread.join(60)
+    assert warmer.status(key) == "ready"
+
+
+def test_warmer_reports_a_model_that_fails_to_load(tmp_path, tiny_model_dir):
+    from dashboard.state import ModelWarmer, model_key
+
+    folder = tmp_path / "mismatch"
+    folder.mkdir()
+    (folder / "model.keras").write_bytes((tiny_model_dir / "model.keras").read_bytes())
+    card = json.loads((tiny_model_dir / "card.json").read_text())
+    card["classes"] = card["classes"][:3]  # the model outputs 8
+    (folder / "card.json").write_text(json.dumps(card))
+    warmer = ModelWarmer()
+    key = model_key(folder)
+    warmer.warm(key, str(folder))
+    status = warmer.status(key)
+    assert status.startswith("failed: ") and "3 classes" in status and "\n" not in status
