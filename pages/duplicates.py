@@ -54,8 +54,8 @@ def show_group_actions(group: DuplicateGroup, dataset: Dataset, dataset_name: st
         keep, not_duplicate, drop, label, relabel, note = st.columns([0.8, 1.2, 1, 1.3, 1, 2],
                                                                      vertical_alignment="bottom")
         kept = next(image.path for image in group.images if image.image_hash)
-        keep.button("Keep", key=f"{PREFIX}_keepall_{group.key}", icon=":material/check:",
-                    help="Keep this image (every byte-identical copy shares the decision)",
+        keep.button("Keep one", key=f"{PREFIX}_keepall_{group.key}", icon=":material/check:",
+                    help="Keep one copy of this image; the export leaves its byte-identical copies out",
                     on_click=on_group_action, args=(dataset_name, group, KEEP_ONE, kept))
     else:
         not_duplicate, drop, label, relabel, note = st.columns([1.2, 1, 1.3, 1, 2], vertical_alignment="bottom")

@@ -113,3 +113,23 @@ def test_audit_decisions_export_then_train_on_the_manifest(reviewed, tmp_path: P
     assert card["data"]["source"] == str(manifest)
     assert card["data"]["n_images"] == 18
     assert card["data"]["class_counts"] == {"basophil": 7, "lymphocyte": 4, "neutrophil": 7}
+
+
+def test_keep_one_copy_writes_the_kept_file_and_leaves_its_identical_copies_out(tmp_path: Path) -> None:
+    root = write_class_folders(tmp_path / "smears", CLASSES, per_class=3, size=48)
+    shutil.copy(root / "lymphocyte" / "lymphocyte_0.png", root / "lymphocyte" / "again.png")
+    shutil.copy(root / "lymphocyte" / "lymphocyte_0.png", root / "lymphocyte" / "zz_third.png")
+    kept = root / "lymphocyte" / "again.png"
+    decisions = {content_hash(kept.read_bytes()): Decision(
+        image_hash=content_hash(kept.read_bytes()), dataset="smears", path=str(kept), action="keep-one-copy",
+        old_label="lymphocyte", new_label=None, reviewer="dr-a")}
+    summary = export_manifest(load_dataset(root), decisions, tmp_path / "m.csv")
+    rows = read_manifest(tmp_path / "m.csv")
+    assert "again.png" in rows and "lymphocyte_0.png" not in rows and "zz_third.png" not in rows
+    assert rows["again.png"]["decision"] == "keep-one-copy" and summary.n_written == 9 and summary.n_dropped == 2
+    assert "2 byte-identical copy left out" in summary.describe()
+
+    kept.unlink()  # the chosen file has gone: the first remaining copy stands in for it
+    export_manifest(load_dataset(root), decisions, tmp_path / "m2.csv")
+    rows = read_manifest(tmp_path / "m2.csv")
+    assert "lymphocyte_0.png" in rows and "zz_third.png" not in rows

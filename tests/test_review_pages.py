@@ -136,12 +136,12 @@ def test_a_duplicate_decision_is_recorded_once_and_the_group_hidden(review_data,
     app.button(key=f"dup_keep_{near_key}_0").click().run()
     assert any("already recorded" in plain(t.value) for t in app.toast)
     assert len(history(dashboard_env)) == 2
-    # the byte-identical pair has one "Keep" for the group (the copies share their content hash)
+    # the byte-identical pair has one "Keep one" for the group (the copies share their content hash)
     copies_key = next(b.key for b in buttons(app, "dup_keepall_")).rsplit("_", 1)[1]
     assert not buttons(app, f"dup_keep_{copies_key}_")
     app.button(key=f"dup_keepall_{copies_key}").click().run()
     assert app.get("progress")[0].proto.text == "2 of 2 groups reviewed"
-    assert history(dashboard_env)["action"].tolist()[0] == "keep" and len(history(dashboard_env)) == 3
+    assert history(dashboard_env)["action"].tolist()[0] == "keep-one-copy" and len(history(dashboard_env)) == 3
 
 
 # -- outliers and label issues -----------------------------------------------------------------

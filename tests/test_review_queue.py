@@ -68,7 +68,7 @@ def test_keep_one_keeps_the_choice_and_drops_the_other_content(duplicate_folder)
     assert len({d.request_id for d in decisions}) == 2
     # byte-identical copies: one decision covers both files (a content hash can't tell them apart)
     identical = group_decisions(exact, KEEP_ONE, "alice", DATASET, {}, keep_path=exact.images[1].path)
-    assert [(d.action, d.path) for d in identical] == [("keep", exact.images[1].path)]
+    assert [(d.action, d.path) for d in identical] == [("keep-one-copy", exact.images[1].path)]
 
 
 @pytest.mark.parametrize("action, new_label, expected", [

@@ -6,7 +6,10 @@ Per image, its latest decision counts:
 
 - ``drop``: left out of the manifest;
 - ``relabel`` / ``correct-prediction``: label set to the decision's ``new_label``;
-- ``keep`` / ``not-duplicate`` / ``confirm-prediction``: given label kept.
+- ``keep`` / ``not-duplicate`` / ``confirm-prediction``: given label kept;
+- ``keep-one-copy`` (a duplicate group of byte-identical files, one kept): the file the reviewer
+  kept is written and its byte-identical copies are left out (if that file is no longer in the
+  dataset, the first copy in dataset order stands in for it).
 
 The manifest also carries ``original_label``, ``decision`` and ``reviewer`` so every
 changed row can be traced; :func:`bloodcell_core.data.datasets.load_dataset` reads it.
@@ -35,7 +38,8 @@ if TYPE_CHECKING:
 MANIFEST_COLUMNS = ("path", "label", "original_label", "decision", "reviewer")
 DROP_ACTIONS = ("drop",)
 RELABEL_ACTIONS = ("relabel", "correct-prediction")
-KEEP_ACTIONS = ("keep", "not-duplicate", "confirm-prediction")
+KEEP_ACTIONS = ("keep", "keep-one-copy", "not-duplicate", "confirm-prediction")
+KEEP_ONE_COPY = "keep-one-copy"
 
 
 @dataclass
@@ -86,21 +90,51 @@ def export_manifest(dataset: Dataset, decisions: Mapping[str, Decision], out: st
                            "an .npz holds arrays, not files a manifest could list")
     out = Path(out)
     summary = ExportSummary(out)
+    hashes = _content_hashes(dataset, summary, progress)
+    kept_copy = _kept_copies(dataset, hashes, decisions)
     rows = []
     labels = dataset.label_names
-    for index in track(range(len(dataset)), len(dataset), "Applying decisions", progress, every=256):
+    for index, image_hash in hashes.items():
         path = dataset.items[index]
-        try:
-            image_hash = content_hash(read_bytes(path))
-        except UnreadableImageError as exc:
-            summary.problems.append(f"{exc} (left out)")
+        decision = decisions.get(image_hash)
+        if kept_copy.get(image_hash, index) != index:
+            summary.n_dropped += 1
+            summary.actions["byte-identical copy left out"] += 1
             continue
-        row = _row(path, labels[index], decisions.get(image_hash), summary)
+        row = _row(path, labels[index], decision, summary)
         if row is not None:
             rows.append(row)
     _write_csv(out, rows)
     summary.n_written = len(rows)
     return summary
+
+
+def _content_hashes(dataset: Dataset, summary: ExportSummary, progress: ProgressFn | None) -> dict[int, str]:
+    """Item index -> SHA-256 of its bytes, for the readable items (the others go to ``problems``)."""
+    hashes: dict[int, str] = {}
+    for index in track(range(len(dataset)), len(dataset), "Applying decisions", progress, every=256):
+        try:
+            hashes[index] = content_hash(read_bytes(dataset.items[index]))
+        except UnreadableImageError as exc:
+            summary.problems.append(f"{exc} (left out)")
+    return hashes
+
+
+def _kept_copies(dataset: Dataset, hashes: dict[int, str], decisions: Mapping[str, Decision]) -> dict[str, int]:
+    """Content hash -> the one item index to write, for hashes whose decision is keep-one-copy."""
+    chosen: dict[str, int] = {}
+    for index, image_hash in hashes.items():
+        decision = decisions.get(image_hash)
+        if decision is None or decision.action != KEEP_ONE_COPY:
+            continue
+        if image_hash not in chosen or (_is_kept_path(dataset, index, decision)
+                                        and not _is_kept_path(dataset, chosen[image_hash], decision)):
+            chosen[image_hash] = index
+    return chosen
+
+
+def _is_kept_path(dataset: Dataset, index: int, decision: Decision) -> bool:
+    return Path(dataset.items[index]).resolve() == Path(decision.path).resolve()
 
 
 def _write_csv(out: Path, rows: list[dict[str, str]]) -> None:

@@ -36,6 +36,7 @@ DUPLICATES_PAGE = "duplicates"
 OUTLIERS_PAGE = "outliers"
 LABEL_ISSUES_PAGE = "label_issues"
 KEEP_ONE = "keep-one"  # group action: keep the chosen image, drop the others
+KEEP_ONE_COPY = "keep-one-copy"  # the decision: keep this file, not its byte-identical copies
 GROUP_ACTIONS = (KEEP_ONE, "drop", "relabel", "not-duplicate")
 ITEM_ACTIONS = ("keep", "drop", "relabel")
 MATCH_TEXT = {"bytes": "identical bytes", "pixels": "identical pixels, different files"}
@@ -249,7 +250,8 @@ def group_decisions(group: DuplicateGroup, action: str, reviewer: str, dataset: 
                     new_label: str | None = None, note: str = "") -> list[Decision]:
     """The decisions one group action records, one per distinct image content.
 
-    - ``keep-one``: ``keep`` for ``keep_path``, ``drop`` for every image with other content;
+    - ``keep-one``: ``keep`` for ``keep_path`` (``keep-one-copy`` when it has byte-identical copies
+      in the group, which the export then leaves out), ``drop`` for every image with other content;
     - ``drop`` / ``not-duplicate``: that action for every image;
     - ``relabel``: every image relabelled to ``new_label``.
     """
@@ -265,7 +267,10 @@ def group_decisions(group: DuplicateGroup, action: str, reviewer: str, dataset: 
         if kept.image_hash is None:
             raise BloodcellError(f"the image to keep can't be read: {kept.problem}")
         context += f"; kept {kept.name}"
-        planned.append((kept, "keep"))
+        copies = [image for image in group.images if image.image_hash == kept.image_hash and image is not kept]
+        # byte-identical copies share one content hash, so one decision covers them all:
+        # keep-one-copy tells the export to keep the chosen file and leave the copies out
+        planned.append((kept, KEEP_ONE_COPY if copies else "keep"))
         planned += [(image, "drop") for image in group.images if image.image_hash != kept.image_hash]
     else:
         planned = [(image, action) for image in group.images]

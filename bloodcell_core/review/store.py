@@ -47,7 +47,7 @@ from bloodcell_core.paths import data_dir
 if TYPE_CHECKING:
     import pandas as pd
 
-ACTIONS = ("keep", "drop", "relabel", "not-duplicate", "confirm-prediction", "correct-prediction")
+ACTIONS = ("keep", "keep-one-copy", "drop", "relabel", "not-duplicate", "confirm-prediction", "correct-prediction")
 ACTIONS_NEEDING_NEW_LABEL = ("relabel", "correct-prediction")
 SCHEMA_VERSION = 1
 SQLITE_BUSY_TIMEOUT_S = 30.0
