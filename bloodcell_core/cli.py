@@ -13,6 +13,7 @@ import sys
 
 # One table of commands: (name shown in help order, module path).
 COMMANDS: list[str] = [
+    "bloodcell_core.data.cli",
     "bloodcell_core.training.cli",
     "bloodcell_core.evaluation.cli",
     "bloodcell_core.inference.cli",
