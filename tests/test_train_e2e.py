@@ -32,6 +32,9 @@ def test_train_save_reload_predicts_identically(tmp_path) -> None:
                 "review", "training", "versions"):
         assert key in card
     assert card["data"]["fingerprint"] == load_dataset(data).fingerprint()
+    recalibration = card["training"]["batchnorm_recalibration"]  # precise BN, kept only if val loss drops
+    assert recalibration["batches"] >= 1 and recalibration["applied"] == (
+        recalibration["val_loss_after"] <= recalibration["val_loss_before"])
     out = save_model(model, card, tmp_path / "model")
     reloaded, reloaded_card = load_model(out)
     assert reloaded_card["classes"] == card["classes"]

@@ -1,6 +1,7 @@
 """The train command's engine: prepare data, split, fit, calibrate review policy, write card."""
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -49,6 +50,7 @@ class TrainConfig:
     unfreeze_fraction: float = 0.3
     max_images: int | None = None
     workers: int | None = None
+    precise_bn_batches: int = 100  # batches to re-estimate BatchNorm statistics on after training; 0: off
 
 
 def _subsample(dataset: Dataset, max_images: int | None, seed: int) -> Dataset:
@@ -182,9 +184,33 @@ def train(dataset: Dataset, config: TrainConfig, command: str = "",
                               initial_epoch=config.head_epochs))
     else:
         histories.append(_fit(model, train_ds, val_data, config, steps, config.epochs, config.learning_rate))
+    recalibration = _recalibrate(model, prepared, train_idx, onehot, sample_weights, val_data, config)
     card = _make_card(model, dataset, prepared, config, train_idx, val_idx, histories, command,
                       time.time() - started)
+    card["training"]["batchnorm_recalibration"] = recalibration
     return model, card
+
+
+def _recalibrate(model, prepared: PreparedData, train_idx, onehot, sample_weights, val_data,
+                 config: TrainConfig) -> dict[str, Any]:
+    """Precise BN (see :mod:`batchnorm`), kept only if it lowers the validation loss."""
+    from bloodcell_core.training.batchnorm import batchnorm_layers, recalibrate_batchnorm
+
+    layers = batchnorm_layers(model)
+    if config.precise_bn_batches <= 0 or not layers:
+        return {"applied": False, "reason": "off" if layers else "no trainable BatchNorm layers"}
+    saved = [(layer.moving_mean.numpy(), layer.moving_variance.numpy()) for layer in layers]
+    before = float(model.evaluate(*val_data, batch_size=256, verbose=0)[0])
+    rng = np.random.default_rng(config.seed + 1)
+    batches = (images for images, _, _ in _epoch_batches(prepared, train_idx, onehot, sample_weights, config, rng))
+    used = recalibrate_batchnorm(model, itertools.islice(batches, config.precise_bn_batches))
+    after = float(model.evaluate(*val_data, batch_size=256, verbose=0)[0])
+    if after > before:
+        for layer, (mean, variance) in zip(layers, saved):
+            layer.moving_mean.assign(mean)
+            layer.moving_variance.assign(variance)
+    return {"applied": after <= before, "batches": used, "val_loss_before": round(before, 5),
+            "val_loss_after": round(after, 5)}
 
 
 def _history_summary(histories) -> dict[str, Any]:
