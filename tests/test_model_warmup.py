@@ -94,3 +94,9 @@ def test_warmer_reports_a_model_that_fails_to_load(tmp_path, tiny_model_dir):
     warmer.warm(key, str(folder))
     status = warmer.status(key)
     assert status.startswith("failed: ") and "3 classes" in status and "\n" not in status
+
+
+def test_saved_model_files_get_the_same_mode_as_the_card(tiny_model_dir):
+    """save_model writes through a 0600 temporary file; the model must not stay private to its owner."""
+    model_mode = (tiny_model_dir / "model.keras").stat().st_mode & 0o777
+    assert model_mode == (tiny_model_dir / "card.json").stat().st_mode & 0o777

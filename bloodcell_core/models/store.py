@@ -45,11 +45,19 @@ def save_model(model: Any, card: dict[str, Any], out_dir: str | Path) -> Path:
     with tempfile.NamedTemporaryFile(dir=out, suffix=".keras", delete=False) as handle:
         tmp_model = Path(handle.name)
     model.save(tmp_model)
+    tmp_model.chmod(_file_mode())  # NamedTemporaryFile creates 0600; a model is meant to be shared
     os.replace(tmp_model, out / MODEL_FILE)
     tmp_card = out / f".{CARD_FILE}.tmp"
     tmp_card.write_text(json.dumps(card, indent=2, default=_json_default) + "\n")
     os.replace(tmp_card, out / CARD_FILE)
     return out
+
+
+def _file_mode() -> int:
+    """0666 less the process umask: the mode a plainly created file would get."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _json_default(value: Any) -> Any:
