@@ -16,10 +16,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_first_page_imports_no_tensorflow():
-    """What app.py and Home import must stay light, or the first render waits for TensorFlow."""
+    """What app.py and Home import must stay light, or the first render waits for TensorFlow or sklearn."""
     code = ("import sys, dashboard.state, dashboard.charts, bloodcell_core.explain, "
             "bloodcell_core.reporting.performance\n"
-            "heavy = sorted(m for m in ('tensorflow', 'keras', 'tf_keras_vis') if m in sys.modules)\n"
+            "heavy = sorted(m for m in ('tensorflow', 'keras', 'tf_keras_vis', 'sklearn') if m in sys.modules)\n"
             "print(','.join(heavy))")
     result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
                             timeout=120, check=True)

@@ -4,13 +4,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from bloodcell_core.data.datasets import Dataset
-from bloodcell_core.evaluation.evaluate import Evaluation
+
+if TYPE_CHECKING:  # type hints only: sklearn stays out of the Home page's imports
+    from bloodcell_core.evaluation.evaluate import Evaluation
 
 HEADLINE_METRICS = (("accuracy", "Accuracy"), ("balanced_accuracy", "Balanced accuracy"),
                     ("macro_auc", "Macro AUC"), ("ece", "ECE"), ("ig_to_monocyte", "IG → monocyte"),
