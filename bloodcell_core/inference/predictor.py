@@ -13,6 +13,7 @@ import numpy as np
 
 from bloodcell_core.inference.review_flags import ood_distance, review_reasons
 from bloodcell_core.preprocess.localise import localise_and_crop
+from bloodcell_core.preprocess.stain import reinhard
 from bloodcell_core.progress import ProgressFn
 
 
@@ -41,6 +42,7 @@ class Predictor:
         self.classes: list[str] = list(card["classes"])
         self.crop_size = int(card.get("crop_size") or model.inputs[0].shape[1])
         self.policy: dict[str, Any] = card.get("review", {})
+        self._stain_reference = card.get("preprocessing", {}).get("stain_normalisation")
         centroids = self.policy.get("ood_centroids")
         self._centroids = np.asarray(centroids, dtype=np.float32) if centroids else None
         try:
@@ -70,6 +72,8 @@ class Predictor:
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
         """RGB uint8 -> model input (S, S, 3) float32 plus where the cell was found."""
         crop, where = localise_and_crop(image, self.crop_size)
+        if self._stain_reference is not None:
+            crop = reinhard(crop, self._stain_reference)
         return crop.astype(np.float32), {"crop_box": where.box, "localised": where.found}
 
     def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
