@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from bloodcell_core.cli import main
+from bloodcell_core.errors import BloodcellError
 from bloodcell_core.data.datasets import load_dataset
 from bloodcell_core.inference.predictor import Predictor
 from bloodcell_core.models.store import load_model, save_model
@@ -32,9 +33,7 @@ def test_train_save_reload_predicts_identically(tmp_path) -> None:
                 "review", "training", "versions"):
         assert key in card
     assert card["data"]["fingerprint"] == load_dataset(data).fingerprint()
-    recalibration = card["training"]["batchnorm_recalibration"]  # precise BN, kept only if val loss drops
-    assert recalibration["batches"] >= 1 and recalibration["applied"] == (
-        recalibration["val_loss_after"] <= recalibration["val_loss_before"])
+    assert card["training"]["batchnorm_recalibration"] == {"applied": False, "reason": "off"}
     out = save_model(model, card, tmp_path / "model")
     reloaded, reloaded_card = load_model(out)
     assert reloaded_card["classes"] == card["classes"]
@@ -91,3 +90,21 @@ def test_two_phase_fine_tuning_from_local_weights_file(tmp_path) -> None:
     first_conv = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
     source = next(layer for layer in base.layers if isinstance(layer, keras.layers.Conv2D))
     assert first_conv.get_weights()[0].shape == source.get_weights()[0].shape
+
+
+def test_training_can_continue_from_a_trained_model(tmp_path) -> None:
+    data = write_class_folders(tmp_path / "data", ["ig", "monocyte"], per_class=6)
+    model, card = train(load_dataset(data), TrainConfig(**TINY, precise_bn_batches=3), command="pytest first")
+    recalibration = card["training"]["batchnorm_recalibration"]  # precise BN, kept only if val loss drops
+    assert 1 <= recalibration["batches"] <= 3 and recalibration["applied"] == (
+        recalibration["val_loss_after"] <= recalibration["val_loss_before"])
+    first = save_model(model, card, tmp_path / "first")
+    second_model, second = train(load_dataset(data), TrainConfig(**{**TINY, "init_model": str(first)}),
+                                 command="pytest second")
+    assert second["training"]["initialised_from"]["command"] == "pytest first"
+    assert second["validation_items"] == card["validation_items"]  # same split: validation stays unseen
+    other = write_class_folders(tmp_path / "other", ["ig", "monocyte", "neutrophil"], per_class=4)
+    with pytest.raises(BloodcellError, match="classes"):
+        train(load_dataset(other), TrainConfig(**{**TINY, "init_model": str(first)}))
+    with pytest.raises(BloodcellError, match="px"):
+        train(load_dataset(data), TrainConfig(**{**TINY, "init_model": str(first), "input_size": 48}))

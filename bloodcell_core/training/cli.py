@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             continue
         flag = "--" + f.name.replace("_", "-")
         value = getattr(defaults, f.name)
-        kind = type(value) if value is not None else (str if f.name == "weights" else int)
+        kind = type(value) if value is not None else (str if f.name in ("weights", "init_model") else int)
         parser.add_argument(flag, type=kind, default=value, help=f"(default: {value})")
     parser.set_defaults(func=run)
 
@@ -45,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
         from bloodcell_core.errors import BloodcellError
         if not Path(config.weights).is_file():
             raise BloodcellError(f"{config.weights}: no such weights file")
+    if config.init_model and config.weights:
+        from bloodcell_core.errors import BloodcellError
+        raise BloodcellError("give --init-model (a trained model) or --weights (ImageNet weights), not both")
     for item in dataset.unreadable:
         print(f"skipped {item['path']}: {item['reason']}", file=sys.stderr)
     command = "python -m bloodcell_core " + " ".join(shlex.quote(a) for a in sys.argv[1:])

@@ -50,7 +50,8 @@ class TrainConfig:
     unfreeze_fraction: float = 0.3
     max_images: int | None = None
     workers: int | None = None
-    precise_bn_batches: int = 100  # batches to re-estimate BatchNorm statistics on after training; 0: off
+    precise_bn_batches: int = 0  # batches to re-estimate BatchNorm statistics on after training; 0: off
+    init_model: str | None = None  # a trained model folder to start from (same architecture and classes)
 
 
 def _subsample(dataset: Dataset, max_images: int | None, seed: int) -> Dataset:
@@ -170,8 +171,12 @@ def train(dataset: Dataset, config: TrainConfig, command: str = "",
     weight_of[present] = class_weights
     sample_weights = weight_of[dataset.labels].astype(np.float32)
 
-    model = build_model(config.arch, n_classes, config.input_size, crop_size, config.dropout, config.weights,
-                        config.width)
+    if config.init_model:
+        model, parent = _initial_model(config, dataset.classes, crop_size)
+    else:
+        model = build_model(config.arch, n_classes, config.input_size, crop_size, config.dropout, config.weights,
+                            config.width)
+        parent = None
     train_ds = _make_train_dataset(prepared, train_idx, onehot, sample_weights, config)
     val_data = (prepared.crops[val_idx].astype(np.float32), onehot[val_idx])
     steps = int(np.ceil(len(train_idx) / config.batch_size))
@@ -188,7 +193,24 @@ def train(dataset: Dataset, config: TrainConfig, command: str = "",
     card = _make_card(model, dataset, prepared, config, train_idx, val_idx, histories, command,
                       time.time() - started)
     card["training"]["batchnorm_recalibration"] = recalibration
+    if parent is not None:
+        card["training"]["initialised_from"] = parent
     return model, card
+
+
+def _initial_model(config: TrainConfig, classes: list[str], crop_size: int) -> tuple[Any, dict[str, Any]]:
+    """A trained model to continue from (fine-tuning on new data, or a second schedule), checked to fit."""
+    from bloodcell_core.errors import BloodcellError
+    from bloodcell_core.models.store import load_model
+
+    model, card = load_model(config.init_model)
+    if list(card["classes"]) != list(classes):
+        raise BloodcellError(f"{config.init_model}: its classes {card['classes']} differ from the data's {classes}")
+    if int(card["crop_size"]) != crop_size or card.get("architecture") != config.arch:
+        raise BloodcellError(f"{config.init_model}: a {card.get('architecture')} model on {card['crop_size']} px "
+                             f"crops; this run asks for {config.arch} on {crop_size} px (set --arch/--input-size)")
+    return model, {"name": card.get("name"), "command": card.get("command"), "created": card.get("created"),
+                   "data_fingerprint": card.get("data", {}).get("fingerprint")}
 
 
 def _recalibrate(model, prepared: PreparedData, train_idx, onehot, sample_weights, val_data,
