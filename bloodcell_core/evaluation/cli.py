@@ -15,6 +15,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="report JSON path")
     parser.set_defaults(func=run)
 
+    calibrator = subparsers.add_parser(
+        "calibrate", help="fit a model's probability temperature and needs-review thresholds on labelled images",
+        description="Temperature scaling: shown probabilities match how often the model is right, no prediction "
+                    "changes. On the model's own training data the card's held-out validation images are used.")
+    calibrator.add_argument("data", help="folder of class folders, .npz or CSV manifest")
+    calibrator.add_argument("--model", default=None, help="model folder (default: the shipped model)")
+    calibrator.add_argument("--out", default=None, help="write the calibrated model folder here (default: update "
+                                                          "the model's card in place)")
+    calibrator.set_defaults(func=run_calibrate)
+
 
 def run(args: argparse.Namespace) -> int:
     from bloodcell_core.data.datasets import load_dataset
@@ -33,4 +43,21 @@ def run(args: argparse.Namespace) -> int:
           f"ECE {report['ece']:.4f}" + (f", IG->monocyte {ig_mo:.4f}" if ig_mo is not None else "")
           + f"; {len(report['unreadable'])} unreadable, "
           f"{report['unknown_class_images']['n_images']} of classes the model lacks -> {out}", file=sys.stderr)
+    return 0
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    from bloodcell_core.data.datasets import load_dataset
+    from bloodcell_core.evaluation.recalibrate import recalibrate_model
+    from bloodcell_core.models.store import resolve_model_dir, save_model, write_card
+    from bloodcell_core.progress import tqdm_progress
+
+    model_dir = resolve_model_dir(args.model)
+    predictor, card = recalibrate_model(load_dataset(args.data), model_dir, tqdm_progress())
+    out = save_model(predictor.model, card, args.out) if args.out else write_card(card, model_dir)
+    calibration = card["calibration"]
+    print(f"temperature {calibration['temperature']} fitted on {calibration['n_images']} images "
+          f"({calibration['fitted_on']}): ECE {calibration['ece_before']:.4f} -> "
+          f"{calibration['ece_after_crossfitted']:.4f} (cross-fitted); needs-review confidence threshold "
+          f"{card['review'].get('confidence_threshold')} -> {out}", file=sys.stderr)
     return 0

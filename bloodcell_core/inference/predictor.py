@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from bloodcell_core.evaluation.calibration import apply_temperature
 from bloodcell_core.inference.review_flags import ood_distance, review_reasons
 from bloodcell_core.preprocess.localise import localise_and_crop
 from bloodcell_core.preprocess.stain import reinhard
@@ -43,6 +44,7 @@ class Predictor:
         self.crop_size = int(card.get("crop_size") or model.inputs[0].shape[1])
         self.policy: dict[str, Any] = card.get("review", {})
         self._stain_reference = card.get("preprocessing", {}).get("stain_normalisation")
+        self.temperature = float(card.get("calibration", {}).get("temperature", 1.0))
         centroids = self.policy.get("ood_centroids")
         self._centroids = np.asarray(centroids, dtype=np.float32) if centroids else None
         try:
@@ -78,6 +80,8 @@ class Predictor:
 
     def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         probabilities, features = self._outputs_and_features.predict_on_batch(batch)
+        if self.temperature != 1.0:  # the card's temperature scaling (bloodcell_core.evaluation.calibration)
+            probabilities = apply_temperature(probabilities, self.temperature)
         return np.asarray(probabilities), np.asarray(features)
 
     def _batches(self, images: list[np.ndarray], batch_size: int, progress: ProgressFn | None,

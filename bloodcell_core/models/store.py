@@ -47,6 +47,12 @@ def save_model(model: Any, card: dict[str, Any], out_dir: str | Path) -> Path:
     model.save(tmp_model)
     tmp_model.chmod(_file_mode())  # NamedTemporaryFile creates 0600; a model is meant to be shared
     os.replace(tmp_model, out / MODEL_FILE)
+    return write_card(card, out)
+
+
+def write_card(card: dict[str, Any], model_dir: str | Path) -> Path:
+    """Replace ``model_dir``/card.json atomically (temp file, then rename); returns the folder."""
+    out = Path(model_dir)
     tmp_card = out / f".{CARD_FILE}.tmp"
     tmp_card.write_text(json.dumps(card, indent=2, default=_json_default) + "\n")
     os.replace(tmp_card, out / CARD_FILE)

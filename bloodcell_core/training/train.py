@@ -247,6 +247,7 @@ def _history_summary(histories) -> dict[str, Any]:
 
 def _make_card(model, dataset: Dataset, prepared: PreparedData, config: TrainConfig, train_idx, val_idx,
                histories, command: str, seconds: float) -> dict[str, Any]:
+    from bloodcell_core.evaluation.calibration import apply_temperature, calibrate
     from bloodcell_core.inference.predictor import Predictor
     from bloodcell_core.inference.review_flags import fit_review_policy
     from bloodcell_core.models.store import package_versions
@@ -254,8 +255,11 @@ def _make_card(model, dataset: Dataset, prepared: PreparedData, config: TrainCon
     crop_size = prepared.crops.shape[1]
     probe = Predictor.from_model(model, dataset.classes)
     val_images = prepared.crops[val_idx].astype(np.float32)
-    probabilities, features = probe._run(val_images)
+    raw_probabilities, features = probe._run(val_images)
     labels = dataset.labels[val_idx]
+    calibration = calibrate(raw_probabilities, labels, config.seed)
+    probe = Predictor.from_model(model, dataset.classes, {"calibration": calibration})
+    probabilities = apply_temperature(raw_probabilities, calibration["temperature"])
     report = classification_report(probabilities, labels, dataset.classes)
     confidence = probabilities.max(axis=1)
     report["coverage_curve"] = coverage_curve(confidence, probabilities.argmax(axis=1) == labels)
@@ -284,6 +288,7 @@ def _make_card(model, dataset: Dataset, prepared: PreparedData, config: TrainCon
                  "unreadable": int((~prepared.readable).sum()),
                  "localisation_found_rate": float(prepared.localised[prepared.readable].mean()),
                  "split": f"stratified, grouped by exact/near duplicates (pHash Hamming <= {GROUPING_HAMMING})"},
+        "calibration": calibration,
         "validation": report,
         "validation_shifted": shifted,
         "review": fit_review_policy(probabilities, labels, features, len(dataset.classes)),

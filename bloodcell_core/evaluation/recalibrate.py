@@ -1,0 +1,62 @@
+"""Fit a trained model's temperature (and its needs-review thresholds) on labelled images.
+
+For a model trained before calibration was part of training, or for a lab that wants the
+shown probabilities to match its own images.  On the model's training data the card's
+held-out validation images are used (never images it trained on); on any other dataset,
+all of its images of the model's classes.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bloodcell_core.data.datasets import Dataset
+from bloodcell_core.errors import DatasetError
+from bloodcell_core.evaluation.calibration import apply_temperature, calibrate
+from bloodcell_core.evaluation.metrics import classification_report, coverage_curve
+from bloodcell_core.inference.predictor import Predictor
+from bloodcell_core.inference.review_flags import fit_review_policy
+from bloodcell_core.progress import ProgressFn
+
+
+def _images_to_fit_on(dataset: Dataset, predictor: Predictor) -> tuple[np.ndarray, str]:
+    from bloodcell_core.robustness.benchmark import validation_indices
+
+    listed = predictor.card.get("validation_items") or []
+    held_out = validation_indices(dataset, listed) if listed else np.array([], np.int64)
+    if len(held_out):
+        return held_out, "the model card's held-out validation images"
+    return np.arange(len(dataset)), f"every image of {Path(dataset.source).name}"
+
+
+def recalibrate_model(dataset: Dataset, model_dir: str | Path | None,
+                      progress: ProgressFn | None = None) -> tuple[Predictor, dict[str, Any]]:
+    """(predictor, new card): temperature, review policy and validation report refitted."""
+    predictor = Predictor.load(model_dir)
+    uncalibrated = Predictor(predictor.model, {**predictor.card, "calibration": {"temperature": 1.0}})
+    indices, which = _images_to_fit_on(dataset, predictor)
+    index_of = {name: i for i, name in enumerate(predictor.classes)}
+    known = [i for i in indices if dataset.label_names[i] in index_of]
+    images, labels = [], []
+    for position, image, _reason in dataset.subset(np.array(known, np.int64)).iter_images(progress, "Loading images"):
+        if image is not None:
+            images.append(image)
+            labels.append(index_of[dataset.label_names[known[position]]])
+    if len(set(labels)) < 2:
+        raise DatasetError(f"{dataset.source}: need readable images of at least 2 of the model's classes to calibrate")
+    raw, features = [], []
+    for _infos, probabilities, feats in uncalibrated._batches(images, 64, progress, "Predicting"):
+        raw.append(probabilities)
+        features.append(feats)
+    raw_probabilities, labels_array = np.concatenate(raw), np.array(labels)
+    calibration = {**calibrate(raw_probabilities, labels_array), "fitted_on": which}
+    probabilities = apply_temperature(raw_probabilities, calibration["temperature"])
+    card = {**predictor.card, "calibration": calibration,
+            "review": fit_review_policy(probabilities, labels_array, np.concatenate(features), len(predictor.classes))}
+    if which.startswith("the model card's"):
+        report = classification_report(probabilities, labels_array, predictor.classes)
+        report["coverage_curve"] = coverage_curve(probabilities.max(axis=1), probabilities.argmax(axis=1) == labels_array)
+        card["validation"] = report
+    return Predictor(predictor.model, card), card
