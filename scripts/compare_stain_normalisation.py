@@ -8,17 +8,22 @@ statistics (of 300 training crops) added at inference, and prints accuracy / bal
 """
 from __future__ import annotations
 
-import argparse
-import copy
-import json
+import sys
+from pathlib import Path
 
-import numpy as np
-from sklearn.metrics import balanced_accuracy_score
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout, no install
 
-from bloodcell_core.data.datasets import load_dataset
-from bloodcell_core.inference.predictor import Predictor
-from bloodcell_core.preprocess.stain import lab_statistics
-from bloodcell_core.robustness.shifts import apply_shift
+import argparse  # noqa: E402
+import copy  # noqa: E402
+import json  # noqa: E402
+
+import numpy as np  # noqa: E402
+from sklearn.metrics import balanced_accuracy_score  # noqa: E402
+
+from bloodcell_core.data.datasets import load_dataset  # noqa: E402
+from bloodcell_core.inference.predictor import Predictor  # noqa: E402
+from bloodcell_core.preprocess.stain import lab_statistics  # noqa: E402
+from bloodcell_core.robustness.shifts import apply_shift  # noqa: E402
 
 CONDITIONS = ("clean", "stain_shift", "yellow_background_blur", "jpeg_lowres")
 

@@ -9,17 +9,21 @@ review policy, and saves the model with a note in its card.
 """
 from __future__ import annotations
 
-import argparse
 import sys
-from types import SimpleNamespace
+from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout, no install
 
-from bloodcell_core.data.datasets import load_dataset
-from bloodcell_core.models.store import load_model, save_model
-from bloodcell_core.progress import tqdm_progress
-from bloodcell_core.training.prepare import prepare_arrays
-from bloodcell_core.training.train import TrainConfig, _make_card, _recalibrate
+import argparse  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from bloodcell_core.data.datasets import load_dataset  # noqa: E402
+from bloodcell_core.models.store import load_model, save_model  # noqa: E402
+from bloodcell_core.progress import tqdm_progress  # noqa: E402
+from bloodcell_core.training.prepare import prepare_arrays  # noqa: E402
+from bloodcell_core.training.train import TrainConfig, _make_card, _recalibrate  # noqa: E402
 
 
 def main() -> int:
