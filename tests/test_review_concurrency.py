@@ -202,3 +202,23 @@ def test_a_writer_killed_mid_write_leaves_a_consistent_database(tmp_path):
         assert len(store.history()) == len(rows)
         assert store.record(reviewer_decision("after-crash", 0, None))
         assert store.count() == len(rows) + 1
+
+
+OPENER_SCRIPT = """
+import sys
+from bloodcell_core.review.store import ReviewStore
+ReviewStore(sys.argv[1]).close()
+"""
+
+
+def test_processes_opening_a_new_sqlite_file_at_once_all_succeed(tmp_path):
+    """App instances starting together race to create the schema of a brand-new SQLite file."""
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    for attempt in range(3):
+        url = f"sqlite:///{tmp_path / f'new-{attempt}.sqlite'}"
+        openers = [subprocess.Popen([sys.executable, "-c", OPENER_SCRIPT, url], cwd=PROJECT_ROOT, env=env,
+                                    stderr=subprocess.PIPE, text=True) for _ in range(8)]
+        failures = [opener.communicate(timeout=120)[1] for opener in openers if opener.wait(timeout=120) != 0]
+        assert not failures, failures[0].strip().splitlines()[-1]
+        with ReviewStore(url) as store:
+            assert store.count() == 0

@@ -30,6 +30,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -261,7 +263,7 @@ class ReviewStore:
         self._engine = _create_engine(self.url)
         try:
             with self._errors("open"):
-                self._ensure_schema()
+                self._ensure_schema_when_unlocked()
         except BaseException:
             self._engine.dispose()
             raise
@@ -289,6 +291,24 @@ class ReviewStore:
     def _read(self) -> Iterator[Connection]:
         with self._engine.connect() as connection, connection.begin():
             yield connection
+
+    def _ensure_schema_when_unlocked(self) -> None:
+        """:meth:`_ensure_schema`, retried while another process holds a new SQLite file's lock.
+
+        Several processes opening a brand-new SQLite file at once (app instances starting
+        together) race to switch it to WAL and create the tables; SQLite can answer
+        "database is locked" at once there, without waiting out the busy timeout.  So
+        retry with a short random back-off until the busy timeout has passed.
+        """
+        deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+        while True:
+            try:
+                return self._ensure_schema()
+            except exc.OperationalError as error:
+                locked = "locked" in str(error.orig or error).lower()
+                if not locked or self.url.get_backend_name() != "sqlite" or time.monotonic() > deadline:
+                    raise
+                time.sleep(random.uniform(0.02, 0.2))
 
     def _ensure_schema(self) -> None:
         with self._write() as connection:
