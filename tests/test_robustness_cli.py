@@ -156,6 +156,29 @@ def test_cli_commands_write_every_key(dataset_dir, tmp_path, capsys):
         assert {"accuracy", "balanced_accuracy", "delta_accuracy", "errors", "errors_flagged_fraction",
                 "flagged_fraction"} <= set(row)
     assert "abstention targets" in capsys.readouterr().out
+    assert "shift_bench" not in json.loads((model_dir / "card.json").read_text())  # only with --record
+
+
+def test_record_stores_summaries_in_the_model_card(dataset_dir, tmp_path, capsys):
+    from bloodcell_core.cli import main
+    from bloodcell_core.models.store import save_model
+
+    model_dir = save_model(tiny_model(), {"name": "tiny-rec", "classes": MODEL_CLASSES, "input_size": 32,
+                                          "crop_size": 32, "architecture": "test"}, tmp_path / "model")
+    model_bytes = (model_dir / "model.keras").read_bytes()
+    for command in ("robustness", "shift-bench"):
+        assert main([command, str(dataset_dir), "--model", str(model_dir), "--max-images", "4", "--record",
+                     "--out", str(tmp_path / f"{command}.json")]) == 0
+    card = json.loads((model_dir / "card.json").read_text())
+    robust = json.loads((tmp_path / "robustness.json").read_text())
+    assert card["name"] == "tiny-rec"  # the rest of the card kept
+    assert card["robustness"]["mean_corrupted_balanced_accuracy"] == round(robust["mean_corrupted_balanced_accuracy"], 4)
+    assert set(card["robustness"]["mean_balanced_accuracy_per_corruption"]) == set(robust["corruptions"])
+    shift = card["shift_bench"]
+    assert set(shift["conditions"]) == {"clean", *json.loads((tmp_path / "shift-bench.json").read_text())["shifts"]}
+    assert {"accuracy", "flagged_fraction"} <= set(shift["conditions"]["clean"]) and "targets_met" in shift["abstention"]
+    assert (model_dir / "model.keras").read_bytes() == model_bytes
+    assert capsys.readouterr().out.count("recorded in") == 2
 
 
 def test_cli_errors_are_one_line(dataset_dir, tmp_path, capsys):

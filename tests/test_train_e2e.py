@@ -48,8 +48,11 @@ def test_cli_train_then_evaluate_and_predict(tmp_path) -> None:
     (data / "platelet" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     model_dir = tmp_path / "m"
     args = ["train", str(data), "--out", str(model_dir), "--input-size", "32", "--epochs", "1",
-            "--batch-size", "8", "--workers", "1", "--width", "0.25", "--augment", "flip,rot90,noise,cutmix"]
+            "--batch-size", "8", "--workers", "1", "--width", "0.25", "--augment", "flip,rot90,noise,cutmix",
+            "--tta", "identity,rot180"]
     assert main(args) == 0
+    card = json.loads((model_dir / "card.json").read_text())
+    assert card["inference"] == {"tta": ["identity", "rot180"]} and card["config"]["tta"] == "identity,rot180"
     assert main(["evaluate", str(data), "--model", str(model_dir), "--out", str(tmp_path / "r.json")]) == 0
     report = json.loads((tmp_path / "r.json").read_text())
     for key in ("classes", "n_images", "accuracy", "balanced_accuracy", "macro_auc", "ece", "per_class",
@@ -64,6 +67,13 @@ def test_cli_train_then_evaluate_and_predict(tmp_path) -> None:
     assert len(rows) == 13
     errors = [r for r in rows if r["error"]]
     assert len(errors) == 1 and errors[0]["path"].endswith("corrupt.png") and errors[0]["predicted"] == ""
+
+
+def test_train_refuses_an_unknown_test_time_view_before_training(tmp_path, capsys) -> None:
+    data = write_class_folders(tmp_path / "data", ["lymphocyte", "platelet"], per_class=2)
+    assert main(["train", str(data), "--out", str(tmp_path / "m"), "--tta", "identity,mirror"]) == 2
+    assert capsys.readouterr().err.startswith("error: unknown test-time view")
+    assert not (tmp_path / "m").exists()
 
 
 def test_images_of_unknown_classes_are_reported_apart(tmp_path) -> None:

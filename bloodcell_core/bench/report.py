@@ -268,7 +268,7 @@ def _details(report: dict[str, Any]) -> list[str]:
     single, gradcam, throughput = report["single_image"], report["gradcam"], report["throughput"]
     end_to_end = throughput["end_to_end"]
     return [f"- Single-image predict: {_latency(single['predict'])} ({single['predict']['n']} calls)",
-            f"- Model only (predict_on_batch, one prepared crop): {_latency(single['model_only'])}",
+            f"- Model only (`Predictor.run_prepared`, one prepared crop): {_latency(single['model_only'])}",
             f"- Localisation + crop: {_latency(report['localisation'])}",
             f"- Grad-CAM: first (cold, explainer build included) {format_value(gradcam['first_ms'], 'ms')}; "
             f"warm {_latency(gradcam['warm'])}",
@@ -283,10 +283,12 @@ HOW_MEASURED = [
     "- Latencies are wall-clock times over repeated calls after warm-up calls, cycling through {n_images} "
     "images; p50/p95 are percentiles of those calls.",
     "- Single-image predict is `Predictor.predict_images([image])` on one 192×192 RGB image: localisation, crop, "
-    "`predict_on_batch` and the needs-review flags. Model only is `model.predict_on_batch` on one prepared crop.",
+    "`predict_on_batch` and the needs-review flags. Model only is `Predictor.run_prepared` on one prepared crop: "
+    "the model's forward pass(es) without decoding or localisation, so a model whose card asks for test-time "
+    "views (`bloodcell_core.inference.tta`) is timed with all of them, as it serves.",
     "- Grad-CAM runs through `bloodcell_core.explain.get_explainer(model, \"Grad-CAM\")`; the first call includes "
     "building the explainer (a model clone).",
-    "- Throughput is the batch size over the median time of `predict_on_batch` on a full batch; end to end "
+    "- Throughput is the batch size over the median time of `Predictor.run_prepared` on a full batch; end to end "
     "reads, decodes and predicts files in batches of the same size.",
     "- The audit figure is `load_dataset` + `hash_dataset` (file read and decode included) + exact and "
     "near-duplicate search from `bloodcell_core.audit`.",

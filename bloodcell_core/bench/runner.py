@@ -234,7 +234,7 @@ def bench_model(predictor: Any, images: list[np.ndarray], settings: BenchSetting
     crops = [predictor.prepare(image)[0] for image in images]
     single = time_calls(lambda i: predictor.predict_images([images[i % len(images)]], batch_size=1),
                         settings.repeats, progress=progress, label=f"{name}: single-image predict")
-    model_only = time_calls(lambda i: model.predict_on_batch(crops[i % len(crops)][np.newaxis]),
+    model_only = time_calls(lambda i: predictor.run_prepared(crops[i % len(crops)][np.newaxis]),
                             settings.repeats, progress=progress, label=f"{name}: model-only predict")
     targets = [int(np.argmax(model.predict_on_batch(crop[np.newaxis])[0])) for crop in crops]
 
@@ -248,7 +248,7 @@ def bench_model(predictor: Any, images: list[np.ndarray], settings: BenchSetting
     clear_explainer_cache()
 
     batch = np.stack(cycle(crops, settings.batch_size))
-    batch_seconds = time_calls(lambda i: model.predict_on_batch(batch), settings.batch_repeats, warmup=1,
+    batch_seconds = time_calls(lambda i: predictor.run_prepared(batch), settings.batch_repeats, warmup=1,
                                progress=progress, label=f"{name}: batch {settings.batch_size}")
     return {
         "single_image_predict": latency_stats(single),
@@ -259,6 +259,7 @@ def bench_model(predictor: Any, images: list[np.ndarray], settings: BenchSetting
         "batch_images_per_s": settings.batch_size / float(np.median(batch_seconds)),
         "parameters": int(model.count_params()),
         "input_size": int(model.inputs[0].shape[1]),
+        "test_time_views": list(predictor.tta_views),
     }
 
 

@@ -23,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     calibrator.add_argument("--model", default=None, help="model folder (default: the shipped model)")
     calibrator.add_argument("--out", default=None, help="write the calibrated model folder here (default: update "
                                                           "the model's card in place)")
+    calibrator.add_argument("--tta", default=None, metavar="VIEWS",
+                            help="test-time views to average, e.g. identity,rot180 (see bloodcell_core.inference."
+                                 "tta); stored in the card and used for the fit (default: keep the card's)")
     calibrator.set_defaults(func=run_calibrate)
 
 
@@ -49,15 +52,19 @@ def run(args: argparse.Namespace) -> int:
 def run_calibrate(args: argparse.Namespace) -> int:
     from bloodcell_core.data.datasets import load_dataset
     from bloodcell_core.evaluation.recalibrate import recalibrate_model
+    from bloodcell_core.inference.tta import parse_views
     from bloodcell_core.models.store import resolve_model_dir, save_model, write_card
     from bloodcell_core.progress import tqdm_progress
 
+    tta = None if args.tta is None else parse_views(args.tta)
     model_dir = resolve_model_dir(args.model)
-    predictor, card = recalibrate_model(load_dataset(args.data), model_dir, tqdm_progress())
+    predictor, card = recalibrate_model(load_dataset(args.data), model_dir, tqdm_progress(), tta)
     out = save_model(predictor.model, card, args.out) if args.out else write_card(card, model_dir)
     calibration = card["calibration"]
     print(f"temperature {calibration['temperature']} fitted on {calibration['n_images']} images "
           f"({calibration['fitted_on']}): ECE {calibration['ece_before']:.4f} -> "
           f"{calibration['ece_after_crossfitted']:.4f} (cross-fitted); needs-review confidence threshold "
-          f"{card['review'].get('confidence_threshold')} -> {out}", file=sys.stderr)
+          f"{card['review'].get('confidence_threshold')}; test-time views "
+          f"{','.join(predictor.tta_views)}; validation accuracy "
+          f"{card.get('validation', {}).get('accuracy', float('nan')):.4f} -> {out}", file=sys.stderr)
     return 0

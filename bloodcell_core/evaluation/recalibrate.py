@@ -31,11 +31,18 @@ def _images_to_fit_on(dataset: Dataset, predictor: Predictor) -> tuple[np.ndarra
     return np.arange(len(dataset)), f"every image of {Path(dataset.source).name}"
 
 
-def recalibrate_model(dataset: Dataset, model_dir: str | Path | None,
-                      progress: ProgressFn | None = None) -> tuple[Predictor, dict[str, Any]]:
-    """(predictor, new card): temperature, review policy and validation report refitted."""
+def recalibrate_model(dataset: Dataset, model_dir: str | Path | None, progress: ProgressFn | None = None,
+                      tta: tuple[str, ...] | None = None) -> tuple[Predictor, dict[str, Any]]:
+    """(predictor, new card): temperature, review policy and validation report refitted.
+
+    ``tta`` (view names, :mod:`bloodcell_core.inference.tta`) changes how the model predicts,
+    so everything is refitted on predictions made with those views; None keeps the card's.
+    """
     predictor = Predictor.load(model_dir)
-    uncalibrated = Predictor(predictor.model, {**predictor.card, "calibration": {"temperature": 1.0}})
+    base_card = dict(predictor.card)
+    if tta is not None:
+        base_card["inference"] = {**(base_card.get("inference") or {}), "tta": list(tta)}
+    uncalibrated = Predictor(predictor.model, {**base_card, "calibration": {"temperature": 1.0}})
     indices, which = _images_to_fit_on(dataset, predictor)
     index_of = {name: i for i, name in enumerate(predictor.classes)}
     known = [i for i in indices if dataset.label_names[i] in index_of]
@@ -53,7 +60,7 @@ def recalibrate_model(dataset: Dataset, model_dir: str | Path | None,
     raw_probabilities, labels_array = np.concatenate(raw), np.array(labels)
     calibration = {**calibrate(raw_probabilities, labels_array), "fitted_on": which}
     probabilities = apply_temperature(raw_probabilities, calibration["temperature"])
-    card = {**predictor.card, "calibration": calibration,
+    card = {**base_card, "calibration": calibration,
             "review": fit_review_policy(probabilities, labels_array, np.concatenate(features), len(predictor.classes))}
     if which.startswith("the model card's"):
         report = classification_report(probabilities, labels_array, predictor.classes)

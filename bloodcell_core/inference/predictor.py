@@ -1,7 +1,8 @@
 """The Predictor: one object that turns decoded images into explained-ready predictions.
 
 Path for every image, in training, evaluation, the CLI and the app alike:
-decoded RGB -> :func:`localise_and_crop` (crop_size from the card) -> model (scaling inside).
+decoded RGB -> :func:`localise_and_crop` (crop_size from the card) -> model (scaling inside),
+averaged over the card's test-time views (:mod:`bloodcell_core.inference.tta`) -> temperature.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from bloodcell_core.evaluation.calibration import apply_temperature
 from bloodcell_core.inference.review_flags import ood_distance, review_reasons
+from bloodcell_core.inference.tta import card_views, run_views
 from bloodcell_core.preprocess.localise import localise_and_crop
 from bloodcell_core.preprocess.stain import reinhard
 from bloodcell_core.progress import ProgressFn
@@ -45,6 +47,7 @@ class Predictor:
         self.policy: dict[str, Any] = card.get("review", {})
         self._stain_reference = card.get("preprocessing", {}).get("stain_normalisation")
         self.temperature = float(card.get("calibration", {}).get("temperature", 1.0))
+        self.tta_views: tuple[str, ...] = card_views(card)
         centroids = self.policy.get("ood_centroids")
         self._centroids = np.asarray(centroids, dtype=np.float32) if centroids else None
         try:
@@ -78,8 +81,9 @@ class Predictor:
             crop = reinhard(crop, self._stain_reference)
         return crop.astype(np.float32), {"crop_box": where.box, "localised": where.found}
 
-    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        probabilities, features = self._outputs_and_features.predict_on_batch(batch)
+    def run_prepared(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Prepared crops (N, S, S, 3) -> (probabilities, features), as served: views averaged, temperature."""
+        probabilities, features = run_views(self._outputs_and_features.predict_on_batch, batch, self.tta_views)
         if self.temperature != 1.0:  # the card's temperature scaling (bloodcell_core.evaluation.calibration)
             probabilities = apply_temperature(probabilities, self.temperature)
         return np.asarray(probabilities), np.asarray(features)
@@ -89,7 +93,7 @@ class Predictor:
         for start in range(0, len(images), batch_size):
             prepared = [self.prepare(img) for img in images[start:start + batch_size]]
             batch = np.stack([p[0] for p in prepared])
-            yield [p[1] for p in prepared], *self._run(batch)
+            yield [p[1] for p in prepared], *self.run_prepared(batch)
             if progress is not None:
                 progress(min(start + batch_size, len(images)), len(images), label)
 

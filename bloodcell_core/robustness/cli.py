@@ -18,6 +18,9 @@ def _common_arguments(parser: argparse.ArgumentParser, default_max: int) -> None
                         help=f"stratified sample size (default: {default_max}; 0 = every image)")
     parser.add_argument("--seed", type=int, default=0, help="sampling and corruption seed (default: 0)")
     parser.add_argument("--out", required=True, help="where to write the JSON report")
+    parser.add_argument("--record", action="store_true",
+                        help="also store a summary of the report in the model's card (so the card carries "
+                             "the figures the README quotes)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,6 +37,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "the needs-review flag catches.")
     _common_arguments(shift, SHIFT_DEFAULT_MAX)
     shift.set_defaults(func=run, bench="shift-bench")
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 4)
+
+
+def robustness_card_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The card's ``robustness`` entry: clean, the suite mean and each corruption's mean over severities."""
+    per_corruption = {name: _rounded(sum(r["balanced_accuracy"] for r in rows) / len(rows))
+                      for name, rows in report["corruptions"].items() if rows}
+    return {"n_images": report["n_images"], "seed": report["seed"], "data": report.get("data"),
+            "clean_balanced_accuracy": _rounded(report["clean"]["balanced_accuracy"]),
+            "mean_corrupted_balanced_accuracy": _rounded(report["mean_corrupted_balanced_accuracy"]),
+            "relative_drop": _rounded(report["relative_drop"]),
+            "mean_balanced_accuracy_per_corruption": per_corruption}
+
+
+def shift_card_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The card's ``shift_bench`` entry: accuracy, and the needs-review figures, per condition."""
+    keys = ("accuracy", "balanced_accuracy", "errors_flagged_fraction", "flagged_fraction")
+    conditions = {"clean": report["clean"], **report["shifts"]}
+    return {"n_images": report["n_images"], "held_out": report["held_out"], "seed": report["seed"],
+            "data": report.get("data"),
+            "conditions": {name: {k: _rounded(row.get(k)) for k in keys} for name, row in conditions.items()},
+            "abstention": report["abstention"]}
+
+
+def _record_in_card(model_dir: str | None, key: str, summary: dict[str, Any]) -> Path:
+    from datetime import datetime, timezone
+
+    from bloodcell_core.models.store import read_card, resolve_model_dir, write_card
+
+    folder = resolve_model_dir(model_dir)
+    card = read_card(folder)
+    card[key] = {**summary, "measured": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return write_card(card, folder)
 
 
 def _fmt(value: float | None) -> str:
@@ -98,4 +137,8 @@ def run(args: argparse.Namespace) -> int:
         raise BloodcellError(f"{out}: can't write report ({exc.strerror})") from None
     print(summary)
     print(f"wrote {out}")
+    if args.record:
+        key, card_summary = (("robustness", robustness_card_summary(report)) if args.bench == "robustness"
+                             else ("shift_bench", shift_card_summary(report)))
+        print(f"recorded in {_record_in_card(args.model, key, card_summary) / 'card.json'} under {key!r}")
     return 0

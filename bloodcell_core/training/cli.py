@@ -39,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "augment"}
     values["augment"] = [a.strip() for a in args.augment.split(",") if a.strip()]
     config = TrainConfig(**values)
+    from bloodcell_core.inference.tta import parse_views
+    parse_views(config.tta)  # an unknown view name fails now, not after training
     if config.weights:
         from pathlib import Path
 

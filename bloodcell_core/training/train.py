@@ -52,6 +52,7 @@ class TrainConfig:
     workers: int | None = None
     precise_bn_batches: int = 0  # batches to re-estimate BatchNorm statistics on after training; 0: off
     init_model: str | None = None  # a trained model folder to start from (same architecture and classes)
+    tta: str = "identity"  # test-time views stored in the card (bloodcell_core.inference.tta), e.g. identity,rot180
 
 
 def _subsample(dataset: Dataset, max_images: int | None, seed: int) -> Dataset:
@@ -250,22 +251,24 @@ def _make_card(model, dataset: Dataset, prepared: PreparedData, config: TrainCon
     from bloodcell_core.evaluation.calibration import apply_temperature, calibrate
     from bloodcell_core.inference.predictor import Predictor
     from bloodcell_core.inference.review_flags import fit_review_policy
+    from bloodcell_core.inference.tta import parse_views
     from bloodcell_core.models.store import package_versions
 
     crop_size = prepared.crops.shape[1]
-    probe = Predictor.from_model(model, dataset.classes)
+    inference = {"tta": list(parse_views(config.tta))}
+    probe = Predictor.from_model(model, dataset.classes, {"inference": inference})
     val_images = prepared.crops[val_idx].astype(np.float32)
-    raw_probabilities, features = probe._run(val_images)
+    raw_probabilities, features = probe.run_prepared(val_images)
     labels = dataset.labels[val_idx]
     calibration = calibrate(raw_probabilities, labels, config.seed)
-    probe = Predictor.from_model(model, dataset.classes, {"calibration": calibration})
+    probe = Predictor.from_model(model, dataset.classes, {"calibration": calibration, "inference": inference})
     probabilities = apply_temperature(raw_probabilities, calibration["temperature"])
     report = classification_report(probabilities, labels, dataset.classes)
     confidence = probabilities.max(axis=1)
     report["coverage_curve"] = coverage_curve(confidence, probabilities.argmax(axis=1) == labels)
     shifted = {}
     for v in range(prepared.variants.shape[1]):
-        shifted_probs, _ = probe._run(prepared.variants[val_idx, v].astype(np.float32))
+        shifted_probs, _ = probe.run_prepared(prepared.variants[val_idx, v].astype(np.float32))
         kind = "domain_shift" if v < config.domain_variants else "corruption"
         summary = classification_report(shifted_probs, labels, dataset.classes)
         shifted[f"{kind}_{v}"] = {"accuracy": summary["accuracy"], "balanced_accuracy": summary["balanced_accuracy"]}
@@ -289,6 +292,7 @@ def _make_card(model, dataset: Dataset, prepared: PreparedData, config: TrainCon
                  "localisation_found_rate": float(prepared.localised[prepared.readable].mean()),
                  "split": f"stratified, grouped by exact/near duplicates (pHash Hamming <= {GROUPING_HAMMING})"},
         "calibration": calibration,
+        "inference": inference,
         "validation": report,
         "validation_shifted": shifted,
         "review": fit_review_policy(probabilities, labels, features, len(dataset.classes)),

@@ -1,0 +1,64 @@
+"""Test-time augmentation: average the model over symmetric views of each crop.
+
+A blood cell on a smear has no up, down, left or right, so a rotated or mirrored crop is
+the same cell.  Averaging the model's probabilities over a few such views smooths out
+orientation-specific mistakes.  Which views a model uses is stored in its card
+(``card["inference"]["tta"]``, default ``["identity"]``: one pass, no averaging), so the
+CLI, the evaluation, the robustness benchmarks and the app all predict the same way.
+Each extra view costs one more forward pass; Grad-CAM explains the identity view.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from bloodcell_core.errors import BloodcellError
+
+View = Callable[[np.ndarray], np.ndarray]
+
+# Views of a batch shaped (N, H, W, C); all keep the shape because crops are square.
+VIEWS: dict[str, View] = {
+    "identity": lambda batch: batch,
+    "rot180": lambda batch: batch[:, ::-1, ::-1],
+    "hflip": lambda batch: batch[:, :, ::-1],
+    "vflip": lambda batch: batch[:, ::-1, :],
+    "transpose": lambda batch: batch.transpose(0, 2, 1, 3),
+    "rot90": lambda batch: np.rot90(batch, 1, axes=(1, 2)),
+    "rot270": lambda batch: np.rot90(batch, 3, axes=(1, 2)),
+}
+NO_TTA: tuple[str, ...] = ("identity",)
+
+
+def parse_views(text: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """'identity,rot180' (or a list) -> a validated tuple of view names; empty means no TTA."""
+    if text is None:
+        return NO_TTA
+    names = [n.strip().lower() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
+    unknown = [n for n in names if n not in VIEWS]
+    if unknown:
+        raise BloodcellError(f"unknown test-time view(s) {', '.join(unknown)}; choose from {', '.join(VIEWS)}")
+    if len(set(names)) != len(names):
+        raise BloodcellError(f"test-time views listed twice: {','.join(names)}")
+    return tuple(names) or NO_TTA
+
+
+def card_views(card: dict[str, Any]) -> tuple[str, ...]:
+    """The views a model card asks for (older cards have none: a single pass)."""
+    return parse_views((card.get("inference") or {}).get("tta"))
+
+
+def run_views(run: Callable[[np.ndarray], tuple[np.ndarray, ...]], batch: np.ndarray,
+              views: tuple[str, ...]) -> tuple[np.ndarray, ...]:
+    """Run ``run`` once on all views stacked into one batch and average each output over the views.
+
+    ``run`` maps a batch to arrays whose first axis is the batch (probabilities, features).
+    One stacked call keeps the per-call overhead (large on CPU for small batches) paid once.
+    """
+    if views == NO_TTA:
+        return run(batch)
+    stacked = np.concatenate([np.ascontiguousarray(VIEWS[name](batch)) for name in views])
+    outputs = run(stacked)
+    n = len(batch)
+    return tuple(np.asarray(out).reshape(len(views), n, *np.asarray(out).shape[1:]).mean(axis=0)
+                 for out in outputs)
