@@ -218,5 +218,18 @@ def test_card_overview_and_comparison_table():
     assert overview["Trained on"] == "pbc (13,520 images)" and overview["Input size"].startswith("96 px")
     assert "0.610" in overview["Needs-review threshold"] and "99.5%" in overview["Needs-review threshold"]
     assert card_overview({})["Name"] == "unnamed model"
+    assert card_overview({})["Prediction"] == "one pass" and "Corruption robustness" not in card_overview({})
+
+
+def test_card_overview_states_test_time_views_and_stress_results():
+    card = {"inference": {"tta": ["identity", "rot180"]}, "calibration": {"temperature": 0.55},
+            "robustness": {"mean_corrupted_balanced_accuracy": 0.948, "clean_balanced_accuracy": 0.963,
+                           "n_images": 1000},
+            "shift_bench": {"conditions": {"clean": {"accuracy": 0.97}, "zoom_in": {"accuracy": 0.95},
+                                           "jpeg_lowres": {"accuracy": 0.874}}}}
+    overview = card_overview(card)
+    assert overview["Prediction"] == "averaged over 2 views (identity, rot180); temperature 0.550"
+    assert overview["Corruption robustness"].startswith("mean balanced accuracy 94.8%")
+    assert overview["Cross-lab shifts"] == "accuracy 97.0% clean; worst jpeg lowres 87.4%"
     frame = compare_frame({"a": {"accuracy": 0.9}, "b": {"accuracy": 0.8, "ece": 0.05}})
     assert frame.loc["Accuracy"].tolist() == [0.9, 0.8] and frame.loc["ECE", "b"] == 0.05

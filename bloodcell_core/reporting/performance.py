@@ -138,7 +138,32 @@ def card_overview(card: Mapping[str, Any]) -> dict[str, str]:
             f"confidence < {float(review['confidence_threshold']):.3f} "
             f"(validation coverage {_percent(review.get('validation_coverage'))}, accuracy of accepted "
             f"{_percent(review.get('validation_accuracy_accepted'))})")
+    overview.update(_serving_and_stress_rows(card))
     return overview
+
+
+def _serving_and_stress_rows(card: Mapping[str, Any]) -> dict[str, str]:
+    """How the model predicts (test-time views, temperature) and what its stress tests measured."""
+    rows: dict[str, str] = {}
+    views = list((card.get("inference") or {}).get("tta") or ["identity"])
+    temperature = (card.get("calibration") or {}).get("temperature")
+    serving = "one pass" if views == ["identity"] else f"averaged over {len(views)} views ({', '.join(views)})"
+    if temperature is not None:
+        serving += f"; temperature {float(temperature):.3f}"
+    rows["Prediction"] = serving
+    robustness = card.get("robustness") or {}
+    if robustness.get("mean_corrupted_balanced_accuracy") is not None:
+        rows["Corruption robustness"] = (
+            f"mean balanced accuracy {_percent(robustness['mean_corrupted_balanced_accuracy'])} over the "
+            f"MedMNIST-C blood suite (clean {_percent(robustness.get('clean_balanced_accuracy'))}, "
+            f"{robustness.get('n_images', '?')} images)")
+    conditions = (card.get("shift_bench") or {}).get("conditions") or {}
+    shifted = {k: v for k, v in conditions.items() if k != "clean" and v.get("accuracy") is not None}
+    if shifted:
+        worst = min(shifted, key=lambda k: shifted[k]["accuracy"])
+        rows["Cross-lab shifts"] = (f"accuracy {_percent(conditions.get('clean', {}).get('accuracy'))} clean; "
+                                    f"worst {worst.replace('_', ' ')} {_percent(shifted[worst]['accuracy'])}")
+    return rows
 
 
 def card_validation(card: Mapping[str, Any]) -> dict[str, float | None]:
