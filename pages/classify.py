@@ -177,6 +177,9 @@ def main() -> None:
                                      help="Grad-CAM is fast; ScoreCAM runs one forward pass per feature map "
                                           "tried (at most 16); SmoothGrad averages noisy pixel gradients.")
     alpha = alpha_column.slider("Heatmap opacity", 0.0, 1.0, DEFAULT_ALPHA, 0.05, key="classify_alpha")
+    if len(predictor.tta_views) > 1:
+        st.caption(f"This model averages its probabilities over {len(predictor.tta_views)} views of each crop "
+                   f"({', '.join(predictor.tta_views)}); the heatmap explains the upright crop.")
     if not files:
         st.info("Upload one or more images of single cells to classify them.")
         return

@@ -145,10 +145,25 @@ def test_classify_shows_label_probabilities_gradcam_and_crop_box(dashboard_env):
     assert any("crop the model saw" in c for c in captions)
     assert "cell.png" in [t.value for t in app.text]
     assert not app.warning  # confident and localised: not flagged
+    assert not any("views of each crop" in c.value for c in app.caption)  # one-pass model: no TTA note
     table = app.dataframe[0].value.set_index("class")
     assert table.loc[TINY_MODEL_CLASS, "count"] == 1 and table["count"].sum() == 1
     assert {b.label for b in app.get("download_button")} == {"Download predictions (CSV)",
                                                            "Download printable summary (HTML)"}
+
+
+def test_classify_says_when_a_model_averages_test_time_views(dashboard_env, tmp_path, monkeypatch):
+    from bloodcell_core.models.store import save_model
+    from tests.helpers_dashboard import build_tiny_model, tiny_model_card
+
+    card = {**tiny_model_card("tta-model"), "inference": {"tta": ["identity", "rot180"]}}
+    model_dir = save_model(build_tiny_model(), card, tmp_path / "tta-models" / "tta")
+    monkeypatch.setenv("BLOODCELL_MODEL", str(model_dir))
+    app = upload(open_app(page="pages/classify.py"), [("cell.png", png_bytes(synthetic_cell()))])
+    assert not app.exception
+    assert any("averages its probabilities over 2 views of each crop (identity, rot180)" in c.value
+               for c in app.caption)
+    assert f"Grad-CAM for {TINY_MODEL_CLASS}" in image_captions(app)
 
 
 def test_classify_method_and_opacity_controls_change_the_explanation(dashboard_env):
