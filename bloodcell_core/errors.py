@@ -1,4 +1,5 @@
 """User-facing errors: one clear line, no traceback."""
+from __future__ import annotations
 
 
 class BloodcellError(Exception):
@@ -19,3 +20,9 @@ class ModelLoadError(BloodcellError):
 
 class DatasetError(BloodcellError):
     """A dataset path that is missing, empty or not in a known format."""
+
+
+def one_line(error: BaseException) -> str:
+    """The first line of an error message (BloodcellErrors are one line already)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

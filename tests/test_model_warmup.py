@@ -51,7 +51,8 @@ def test_check_model_folder_catches_a_broken_archive_without_tensorflow(tmp_path
 
 def test_warmer_loads_each_model_once_even_when_asked_concurrently(tiny_model_dir, monkeypatch):
     from bloodcell_core.inference import predictor as predictor_module
-    from dashboard.state import ModelWarmer, model_key
+    from bloodcell_core.inference.warmup import ModelWarmer
+    from dashboard.state import model_key
 
     loads = []
     real_load = predictor_module.Predictor.load
@@ -81,7 +82,8 @@ def test_warmer_loads_each_model_once_even_when_asked_concurrently(tiny_model_di
 
 
 def test_warmer_reports_a_model_that_fails_to_load(tmp_path, tiny_model_dir):
-    from dashboard.state import ModelWarmer, model_key
+    from bloodcell_core.inference.warmup import ModelWarmer
+    from dashboard.state import model_key
 
     folder = tmp_path / "mismatch"
     folder.mkdir()

@@ -86,3 +86,15 @@ def test_calibrate_with_tta_stores_the_views_and_fits_on_them(tmp_path, tiny_mod
     assert "test-time views identity,hflip" in capsys.readouterr().err
     assert main(["calibrate", str(data), "--model", str(model), "--tta", "upside"]) == 2
     assert capsys.readouterr().err.startswith("error: unknown test-time view")
+
+
+def test_a_card_naming_an_unknown_view_is_refused_before_tensorflow_loads(tmp_path, tiny_model_dir):
+    from bloodcell_core.errors import ModelLoadError
+    from bloodcell_core.models.store import check_model_folder
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    card = json.loads((model / "card.json").read_text())
+    (model / "card.json").write_text(json.dumps({**card, "inference": {"tta": ["identity", "upside"]}}))
+    with pytest.raises(ModelLoadError, match=r"card\.json: unknown test-time view\(s\) upside"):
+        check_model_folder(model)

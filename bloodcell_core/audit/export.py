@@ -31,6 +31,7 @@ from bloodcell_core.data.datasets import Dataset, load_dataset
 from bloodcell_core.data.images import content_hash, read_bytes
 from bloodcell_core.errors import DatasetError, UnreadableImageError
 from bloodcell_core.progress import ProgressFn, track
+from bloodcell_core.review.store import KEEP_ONE_COPY
 
 if TYPE_CHECKING:
     from bloodcell_core.review.store import Decision
@@ -38,8 +39,7 @@ if TYPE_CHECKING:
 MANIFEST_COLUMNS = ("path", "label", "original_label", "decision", "reviewer")
 DROP_ACTIONS = ("drop",)
 RELABEL_ACTIONS = ("relabel", "correct-prediction")
-KEEP_ACTIONS = ("keep", "keep-one-copy", "not-duplicate", "confirm-prediction")
-KEEP_ONE_COPY = "keep-one-copy"
+KEEP_ACTIONS = ("keep", KEEP_ONE_COPY, "not-duplicate", "confirm-prediction")
 
 
 @dataclass

@@ -53,15 +53,12 @@ def recalibrate_model(dataset: Dataset, model_dir: str | Path | None, progress: 
             labels.append(index_of[dataset.label_names[known[position]]])
     if len(set(labels)) < 2:
         raise DatasetError(f"{dataset.source}: need readable images of at least 2 of the model's classes to calibrate")
-    raw, features = [], []
-    for _infos, probabilities, feats in uncalibrated._batches(images, 64, progress, "Predicting"):
-        raw.append(probabilities)
-        features.append(feats)
-    raw_probabilities, labels_array = np.concatenate(raw), np.array(labels)
+    raw_probabilities, features = uncalibrated.predict_outputs(images, progress=progress)
+    labels_array = np.array(labels)
     calibration = {**calibrate(raw_probabilities, labels_array), "fitted_on": which}
     probabilities = apply_temperature(raw_probabilities, calibration["temperature"])
     card = {**base_card, "calibration": calibration,
-            "review": fit_review_policy(probabilities, labels_array, np.concatenate(features), len(predictor.classes))}
+            "review": fit_review_policy(probabilities, labels_array, features, len(predictor.classes))}
     if which.startswith("the model card's"):
         report = classification_report(probabilities, labels_array, predictor.classes)
         report["coverage_curve"] = coverage_curve(probabilities.max(axis=1), probabilities.argmax(axis=1) == labels_array)

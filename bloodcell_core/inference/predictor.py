@@ -116,12 +116,21 @@ class Predictor:
                           {c: float(p) for c, p in zip(self.classes, probs)},
                           bool(reasons), reasons, tuple(info["crop_box"]), info["localised"])
 
+    def predict_outputs(self, images: list[np.ndarray], batch_size: int = 64, progress: ProgressFn | None = None,
+                        label: str = "Predicting") -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities (N, classes), penultimate features (N, F)) for decoded images, in one pass."""
+        probabilities, features = [], []
+        for _infos, probs, feats in self._batches(images, batch_size, progress, label):
+            probabilities.append(probs)
+            features.append(feats)
+        if not probabilities:
+            return np.zeros((0, len(self.classes)), np.float32), np.zeros((0, 0), np.float32)
+        return np.concatenate(probabilities), np.concatenate(features)
+
     def predict_proba(self, images: list[np.ndarray], batch_size: int = 64,
                       progress: ProgressFn | None = None) -> np.ndarray:
-        parts = [probs for _, probs, _ in self._batches(images, batch_size, progress, "Predicting")]
-        return np.concatenate(parts) if parts else np.zeros((0, len(self.classes)), np.float32)
+        return self.predict_outputs(images, batch_size, progress)[0]
 
     def embed(self, images: list[np.ndarray], batch_size: int = 64,
               progress: ProgressFn | None = None) -> np.ndarray:
-        parts = [feats for _, _, feats in self._batches(images, batch_size, progress, "Embedding")]
-        return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+        return self.predict_outputs(images, batch_size, progress, "Embedding")[1]

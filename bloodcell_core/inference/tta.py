@@ -58,7 +58,8 @@ def run_views(run: Callable[[np.ndarray], tuple[np.ndarray, ...]], batch: np.nda
     if views == NO_TTA:
         return run(batch)
     stacked = np.concatenate([np.ascontiguousarray(VIEWS[name](batch)) for name in views])
-    outputs = run(stacked)
-    n = len(batch)
-    return tuple(np.asarray(out).reshape(len(views), n, *np.asarray(out).shape[1:]).mean(axis=0)
-                 for out in outputs)
+    averaged = []
+    for output in run(stacked):
+        output = np.asarray(output)
+        averaged.append(output.reshape(len(views), len(batch), *output.shape[1:]).mean(axis=0))
+    return tuple(averaged)

@@ -14,7 +14,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from bloodcell_core.errors import ModelLoadError
+from bloodcell_core.errors import BloodcellError, ModelLoadError
+from bloodcell_core.inference.tta import card_views
 from bloodcell_core.paths import default_model_dir, model_search_dirs
 
 MODEL_FILE = "model.keras"
@@ -108,12 +109,16 @@ def _corrupt(path: Path, exc: BaseException) -> ModelLoadError:
 def check_model_folder(model_dir: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
     """(folder, card) after the checks that need no TensorFlow: the card, and model.keras's archive.
 
-    Catches a missing folder, an unreadable card and a truncated or non-zip model file in a few
-    milliseconds, so the dashboard can report them before (or without) importing TensorFlow.
+    Catches a missing folder, an unreadable card (or one naming unknown test-time views) and a
+    truncated or non-zip model file in a few milliseconds, so the dashboard can report them before (or without) importing TensorFlow.
     A card that doesn't match its model is only found by :func:`load_model`.
     """
     path = resolve_model_dir(model_dir)
     card = read_card(path)
+    try:
+        card_views(card)
+    except BloodcellError as exc:
+        raise ModelLoadError(f"{path / CARD_FILE}: {exc}") from None
     try:
         with zipfile.ZipFile(path / MODEL_FILE) as archive:
             names = set(archive.namelist())

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from bloodcell_core.data.datasets import Dataset
+from bloodcell_core.inference.tta import NO_TTA, card_views
 
 if TYPE_CHECKING:  # type hints only: sklearn stays out of the Home page's imports
     from bloodcell_core.evaluation.evaluate import Evaluation
@@ -145,9 +146,9 @@ def card_overview(card: Mapping[str, Any]) -> dict[str, str]:
 def _serving_and_stress_rows(card: Mapping[str, Any]) -> dict[str, str]:
     """How the model predicts (test-time views, temperature) and what its stress tests measured."""
     rows: dict[str, str] = {}
-    views = list((card.get("inference") or {}).get("tta") or ["identity"])
+    views = card_views(card)
     temperature = (card.get("calibration") or {}).get("temperature")
-    serving = "one pass" if views == ["identity"] else f"averaged over {len(views)} views ({', '.join(views)})"
+    serving = "one pass" if views == NO_TTA else f"averaged over {len(views)} views ({', '.join(views)})"
     if temperature is not None:
         serving += f"; temperature {float(temperature):.3f}"
     rows["Prediction"] = serving

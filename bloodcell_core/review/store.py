@@ -49,7 +49,8 @@ from bloodcell_core.paths import data_dir
 if TYPE_CHECKING:
     import pandas as pd
 
-ACTIONS = ("keep", "keep-one-copy", "drop", "relabel", "not-duplicate", "confirm-prediction", "correct-prediction")
+KEEP_ONE_COPY = "keep-one-copy"  # keep this file, and leave its byte-identical copies out of the export
+ACTIONS = ("keep", KEEP_ONE_COPY, "drop", "relabel", "not-duplicate", "confirm-prediction", "correct-prediction")
 ACTIONS_NEEDING_NEW_LABEL = ("relabel", "correct-prediction")
 SCHEMA_VERSION = 1
 SQLITE_BUSY_TIMEOUT_S = 30.0

@@ -261,13 +261,12 @@ def _make_card(model, dataset: Dataset, prepared: PreparedData, config: TrainCon
     raw_probabilities, features = probe.run_prepared(val_images)
     labels = dataset.labels[val_idx]
     calibration = calibrate(raw_probabilities, labels, config.seed)
-    probe = Predictor.from_model(model, dataset.classes, {"calibration": calibration, "inference": inference})
     probabilities = apply_temperature(raw_probabilities, calibration["temperature"])
     report = classification_report(probabilities, labels, dataset.classes)
     confidence = probabilities.max(axis=1)
     report["coverage_curve"] = coverage_curve(confidence, probabilities.argmax(axis=1) == labels)
     shifted = {}
-    for v in range(prepared.variants.shape[1]):
+    for v in range(prepared.variants.shape[1]):  # accuracy only: the temperature can't change it
         shifted_probs, _ = probe.run_prepared(prepared.variants[val_idx, v].astype(np.float32))
         kind = "domain_shift" if v < config.domain_variants else "corruption"
         summary = classification_report(shifted_probs, labels, dataset.classes)
