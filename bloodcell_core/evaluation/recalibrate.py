@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from bloodcell_core.data.datasets import Dataset
+from bloodcell_core.data.subsets import labels_in_classes, load_images, validation_indices
 from bloodcell_core.errors import DatasetError
 from bloodcell_core.evaluation.calibration import apply_temperature, calibrate
 from bloodcell_core.evaluation.metrics import classification_report, coverage_curve
@@ -22,8 +23,6 @@ from bloodcell_core.progress import ProgressFn
 
 
 def _images_to_fit_on(dataset: Dataset, predictor: Predictor) -> tuple[np.ndarray, str]:
-    from bloodcell_core.robustness.benchmark import validation_indices
-
     listed = predictor.card.get("validation_items") or []
     held_out = validation_indices(dataset, listed) if listed else np.array([], np.int64)
     if len(held_out):
@@ -44,17 +43,12 @@ def recalibrate_model(dataset: Dataset, model_dir: str | Path | None, progress: 
         base_card["inference"] = {**(base_card.get("inference") or {}), "tta": list(tta)}
     uncalibrated = Predictor(predictor.model, {**base_card, "calibration": {"temperature": 1.0}})
     indices, which = _images_to_fit_on(dataset, predictor)
-    index_of = {name: i for i, name in enumerate(predictor.classes)}
-    known = [i for i in indices if dataset.label_names[i] in index_of]
-    images, labels = [], []
-    for position, image, _reason in dataset.subset(np.array(known, np.int64)).iter_images(progress, "Loading images"):
-        if image is not None:
-            images.append(image)
-            labels.append(index_of[dataset.label_names[known[position]]])
-    if len(set(labels)) < 2:
+    labels = labels_in_classes(dataset, predictor.classes)
+    images, kept, _n_unreadable = load_images(dataset, indices[labels[indices] >= 0], progress)
+    labels_array = labels[kept]
+    if len(set(labels_array.tolist())) < 2:
         raise DatasetError(f"{dataset.source}: need readable images of at least 2 of the model's classes to calibrate")
     raw_probabilities, features = uncalibrated.predict_outputs(images, progress=progress)
-    labels_array = np.array(labels)
     calibration = {**calibrate(raw_probabilities, labels_array), "fitted_on": which}
     probabilities = apply_temperature(raw_probabilities, calibration["temperature"])
     card = {**base_card, "calibration": calibration,

@@ -10,12 +10,12 @@ corruption share their randomness (same blur angle, same bubble positions).
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from bloodcell_core.data.datasets import Dataset
+from bloodcell_core.data.subsets import labels_in_classes, load_images, validation_indices
 from bloodcell_core.errors import BloodcellError, DatasetError
 from bloodcell_core.progress import ProgressFn
 from bloodcell_core.robustness.corruptions import (CORRUPTIONS, GAUSSIAN_SIGMAS, SEVERITIES, apply_corruption,
@@ -52,51 +52,15 @@ def stratified_sample(labels: np.ndarray, max_images: int | None, seed: int) -> 
     return np.sort(np.concatenate(chosen))
 
 
-def _predictor_labels(dataset: Dataset, classes: Sequence[str]) -> np.ndarray:
-    """Dataset labels as indices into the predictor's classes; -1 for classes it doesn't know."""
-    index = {name: i for i, name in enumerate(classes)}
-    mapping = np.array([index.get(name, -1) for name in dataset.classes], dtype=np.int64)
-    return mapping[dataset.labels] if len(dataset) else np.zeros(0, dtype=np.int64)
-
-
-def _item_key(item: str) -> str:
-    """``class_folder/file`` -- matches card paths recorded on another machine or root."""
-    parts = Path(item).parts
-    return "/".join(parts[-2:])
-
-
-def validation_indices(dataset: Dataset, validation_items: Sequence[str]) -> np.ndarray:
-    """Dataset indices listed in a model card's ``validation_items``: exact paths first,
-    else matched on ``class_folder/file`` (the card may come from another checkout)."""
-    wanted = {str(item) for item in validation_items}
-    exact = [i for i, item in enumerate(dataset.items) if item in wanted]
-    if exact:
-        return np.array(exact, dtype=np.int64)
-    keys = {_item_key(item) for item in wanted}
-    return np.array([i for i, item in enumerate(dataset.items) if _item_key(item) in keys], dtype=np.int64)
-
-
-def _load_images(dataset: Dataset, indices: np.ndarray,
-                 progress: ProgressFn | None) -> tuple[list[np.ndarray], np.ndarray, int]:
-    """Decode the chosen images once; returns (images, their dataset indices, unreadable count)."""
-    subset = dataset.subset(indices)
-    images, kept = [], []
-    for position, image, _reason in subset.iter_images(progress, label="Loading images"):
-        if image is not None:
-            images.append(image)
-            kept.append(int(indices[position]))
-    return images, np.array(kept, dtype=np.int64), len(indices) - len(kept)
-
-
 def _prepare(dataset: Dataset, predictor: Any, candidates: np.ndarray, max_images: int | None,
              seed: int, progress: ProgressFn | None) -> dict[str, Any]:
-    labels = _predictor_labels(dataset, predictor.classes)
+    labels = labels_in_classes(dataset, predictor.classes)
     known = candidates[labels[candidates] >= 0]
     if len(known) == 0:
         raise DatasetError(f"{dataset.source}: none of the dataset's classes ({', '.join(dataset.classes)}) "
                            f"are known to the model ({', '.join(predictor.classes)})")
     chosen = known[stratified_sample(labels[known], max_images, seed)]
-    images, kept, n_unreadable = _load_images(dataset, chosen, progress)
+    images, kept, n_unreadable = load_images(dataset, chosen, progress)
     if not images:
         raise DatasetError(f"{dataset.source}: none of the {len(chosen)} selected images could be decoded")
     return {"images": images, "indices": kept, "y_true": labels[kept], "n_unreadable": n_unreadable,
@@ -225,7 +189,7 @@ def run_shift_bench(dataset: Dataset, predictor: Any, max_images: int | None = N
     if holdout_fraction is not None:
         if not 0 < holdout_fraction <= 1:
             raise BloodcellError(f"holdout fraction must be in (0, 1], got {holdout_fraction}")
-        labels = _predictor_labels(dataset, predictor.classes)[candidates]
+        labels = labels_in_classes(dataset, predictor.classes)[candidates]
         keep = max(1, round(holdout_fraction * len(candidates)))
         candidates = candidates[stratified_sample(labels, keep, seed + 1)]
     data = _prepare(dataset, predictor, candidates, max_images, seed, progress)
