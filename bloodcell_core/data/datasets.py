@@ -210,6 +210,30 @@ def load_dataset(path: str | Path, split: str | None = None) -> Dataset:
     raise DatasetError(f"{path}: unknown dataset format (use a folder of class folders, .npz or .csv)")
 
 
+def combine_datasets(datasets: list[Dataset]) -> tuple[Dataset, np.ndarray]:
+    """Several training sources as one Dataset (classes in canonical order) plus a source index
+    per image.  Folder and manifest sources concatenate their paths; npz sources concatenate
+    their arrays when every source is an npz of one image shape."""
+    if len(datasets) == 1:
+        return datasets[0], np.zeros(len(datasets[0]), np.int64)
+    with_arrays = [d.arrays is not None for d in datasets]
+    if any(with_arrays) and not all(with_arrays):
+        raise DatasetError("can't train on npz and image-folder sources together: export the npz "
+                           "to a folder of class folders first")
+    arrays = None
+    if all(with_arrays):
+        shapes = {d.arrays.shape[1:] for d in datasets}  # type: ignore[union-attr]
+        if len(shapes) > 1:
+            raise DatasetError(f"npz sources have different image shapes {sorted(shapes)}")
+        arrays = np.concatenate([d.arrays for d in datasets])  # type: ignore[misc]
+    items = [item for d in datasets for item in d.items]
+    names = [name for d in datasets for name in d.label_names]
+    unreadable = [entry for d in datasets for entry in d.unreadable]
+    combined = _build(" + ".join(d.source for d in datasets), items, names, arrays, unreadable)
+    source_index = np.concatenate([np.full(len(d), i, np.int64) for i, d in enumerate(datasets)])
+    return combined, source_index
+
+
 def expand_image_paths(paths: list[str | Path]) -> tuple[list[Path], list[dict[str, str]]]:
     """Files and folders (searched recursively) to image files; missing paths are reported."""
     found: list[Path] = []

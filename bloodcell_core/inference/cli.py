@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 from pathlib import Path
 
@@ -13,11 +14,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", default=None, help="model folder (default: the shipped model)")
     parser.add_argument("--out", required=True, help="CSV path")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--summary", default=None, metavar="FILE",
+                        help="also write a JSON summary: n_images, n_flagged, batch_shift (does the batch as a "
+                             "whole look unlike the training laboratory's images?)")
     parser.set_defaults(func=run)
 
 
-def prediction_rows(paths: list[str], predictor, batch_size: int = 64, progress=None) -> list[dict]:
-    """One row per file: path, predicted, confidence, p_<class>..., needs_review, reasons, error."""
+def prediction_rows(paths: list[str], predictor, batch_size: int = 64, progress=None,
+                    predictions: list | None = None) -> list[dict]:
+    """One row per file: path, predicted, confidence, p_<class>..., needs_review, reasons, error.
+
+    ``predictions``, when given, collects the Prediction objects (for the batch summary)."""
     from bloodcell_core.data.datasets import expand_image_paths
     from bloodcell_core.data.images import load_image
     from bloodcell_core.errors import UnreadableImageError
@@ -35,6 +42,8 @@ def prediction_rows(paths: list[str], predictor, batch_size: int = 64, progress=
                 rows.append(_row(str(path), predictor.classes, error=str(exc)))
         for path, prediction in zip(good, predictor.predict_images(images, batch_size)):
             rows.append(_row(str(path), predictor.classes, prediction=prediction))
+            if predictions is not None:
+                predictions.append(prediction)
         if progress is not None:
             progress(min(start + batch_size, len(files)), len(files), "Predicting")
     return rows
@@ -58,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     from bloodcell_core.progress import tqdm_progress
 
     predictor = Predictor.load(args.model)
-    rows = prediction_rows(args.paths, predictor, args.batch_size, tqdm_progress())
+    predictions: list = []
+    rows = prediction_rows(args.paths, predictor, args.batch_size, tqdm_progress(), predictions)
     if not rows:
         raise BloodcellError(f"no image files found in {', '.join(args.paths)}")
     out = Path(args.out)
@@ -69,4 +79,25 @@ def run(args: argparse.Namespace) -> int:
         writer.writerows(rows)
     errors = sum(1 for r in rows if r["error"])
     print(f"{len(rows)} rows ({errors} with errors) -> {out}", file=sys.stderr)
+    summary = batch_summary(predictor, predictions)
+    shift = summary["batch_shift"]
+    if shift and shift["detected"]:
+        print(f"warning: {batch_warning_text(summary)}", file=sys.stderr)
+    if args.summary:
+        Path(args.summary).write_text(json.dumps(summary, indent=2) + "\n")
     return 0
+
+
+def batch_summary(predictor, predictions: list) -> dict:
+    """``{"n_images", "n_flagged", "batch_shift"}`` for one predicted batch (batch_shift None below 20)."""
+    return {"n_images": len(predictions), "n_flagged": sum(p.needs_review for p in predictions),
+            "batch_shift": predictor.batch_shift(predictions)}
+
+
+def batch_warning_text(summary: dict) -> str:
+    """The one sentence shown for a batch that looks unlike the training laboratory's images."""
+    share = summary["n_flagged"] / max(summary["n_images"], 1)
+    return (f"these {summary['n_images']} images look unlike the training laboratory's "
+            f"({summary['batch_shift']['score']:.0%} unlike the training images, {share:.0%} flagged for review): "
+            "predictions on them are unreliable until the model is adapted to this laboratory (adapt command / "
+            "Adapt to your lab page)")

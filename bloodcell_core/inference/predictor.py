@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from bloodcell_core.evaluation.calibration import apply_temperature
-from bloodcell_core.inference.review_flags import ood_distance, review_reasons
+from bloodcell_core.inference.review_flags import ood_scorer, review_reasons
+from bloodcell_core.inference.feature_density import batch_shift
 from bloodcell_core.inference.tta import card_views, run_views
 from bloodcell_core.preprocess.localise import localise_and_crop
 from bloodcell_core.preprocess.stain import reinhard
@@ -29,6 +30,8 @@ class Prediction:
     review_reasons: list[str] = field(default_factory=list)
     crop_box: tuple[int, int, int, int] | None = None
     localised: bool = True
+    ood_distance: float | None = None  # feature distance to the training laboratory (see review_flags)
+    unlike_training: bool = False  # ood_distance above the card's threshold: counts toward the batch warning
 
     def top(self, k: int = 3) -> list[tuple[str, float]]:
         return sorted(self.probabilities.items(), key=lambda kv: -kv[1])[:k]
@@ -48,8 +51,7 @@ class Predictor:
         self._stain_reference = card.get("preprocessing", {}).get("stain_normalisation")
         self.temperature = float(card.get("calibration", {}).get("temperature", 1.0))
         self.tta_views: tuple[str, ...] = card_views(card)
-        centroids = self.policy.get("ood_centroids")
-        self._centroids = np.asarray(centroids, dtype=np.float32) if centroids else None
+        self._ood_distance = ood_scorer(self.policy)
         try:
             features = model.get_layer("features").output
         except ValueError:
@@ -101,8 +103,7 @@ class Predictor:
                        progress: ProgressFn | None = None) -> list[Prediction]:
         results: list[Prediction] = []
         for infos, probabilities, features in self._batches(images, batch_size, progress, "Predicting"):
-            distances = (ood_distance(features, self._centroids) if self._centroids is not None
-                         else [None] * len(infos))
+            distances = self._ood_distance(features) if self._ood_distance is not None else [None] * len(infos)
             for info, probs, distance in zip(infos, probabilities, distances):
                 results.append(self._to_prediction(probs, distance, info))
         return results
@@ -112,9 +113,15 @@ class Predictor:
         confidence = float(probs[best])
         reasons = review_reasons(confidence, None if distance is None else float(distance),
                                  info["localised"], self.policy)
+        unlike = distance is not None and distance > self.policy.get("ood_threshold", np.inf)
         return Prediction(self.classes[best], confidence,
                           {c: float(p) for c, p in zip(self.classes, probs)},
-                          bool(reasons), reasons, tuple(info["crop_box"]), info["localised"])
+                          bool(reasons), reasons, tuple(info["crop_box"]), info["localised"],
+                          None if distance is None else float(distance), bool(unlike))
+
+    def batch_shift(self, predictions: list[Prediction]) -> dict[str, Any] | None:
+        """Does this batch as a whole look unlike the training laboratory? None below 20 images."""
+        return batch_shift([p.unlike_training for p in predictions], self.policy)
 
     def predict_outputs(self, images: list[np.ndarray], batch_size: int = 64, progress: ProgressFn | None = None,
                         label: str = "Predicting") -> tuple[np.ndarray, np.ndarray]:

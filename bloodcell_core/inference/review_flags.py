@@ -1,21 +1,28 @@
 """When the model should not decide alone: low confidence or out-of-distribution input.
 
-Both thresholds are fitted on validation data at training time and stored in the card:
+Both thresholds are fitted on calibration data only (the PBC held-out validation images, at
+training time or by ``calibrate``; an adapted model adds its laboratory's cells) and stored
+in the card:
 - confidence: the lowest threshold whose accepted validation images reach the target
   accuracy, capped so that at most ``MAX_CLEAN_FLAG_RATE`` of clean images are flagged;
-- out-of-distribution: cosine distance of the penultimate features to the nearest class
-  centroid, thresholded at a high validation quantile.
+- out-of-distribution: class-conditional Mahalanobis distance of the pooled features
+  (:mod:`bloodcell_core.inference.feature_density`), thresholded at a high cross-fitted
+  quantile; the same flag, counted over a batch, drives the batch-shift warning.
+  (Cards written before it carry cosine distance to class centroids; still honoured.)
 A failed localisation (no stained cell found) is always flagged.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
+
+from bloodcell_core.inference.feature_density import (BATCH_SIZE, BATCH_TRIALS, MIN_BATCH, OOD_QUANTILE, Density,
+                                                       batch_threshold, cross_fitted_distances, fit_density)
+
 TARGET_ACCEPTED_ACCURACY = 0.995
 MAX_CLEAN_FLAG_RATE = 0.06
-OOD_QUANTILE = 0.99
 
 
 def _normalise(features: np.ndarray) -> np.ndarray:
@@ -23,13 +30,13 @@ def _normalise(features: np.ndarray) -> np.ndarray:
 
 
 def ood_distance(features: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """1 - max cosine similarity to any class centroid (0 = typical, 2 = opposite)."""
+    """1 - max cosine similarity to any class centroid (0 = typical, 2 = opposite); older cards."""
     return 1.0 - (_normalise(features) @ _normalise(centroids).T).max(axis=1)
 
 
 def fit_review_policy(probabilities: np.ndarray, labels: np.ndarray, features: np.ndarray,
-                      n_classes: int) -> dict[str, Any]:
-    """Choose thresholds on validation outputs; returns the card's ``review`` section."""
+                      n_classes: int, density_quantile: float = OOD_QUANTILE) -> dict[str, Any]:
+    """Choose thresholds on calibration outputs; returns the card's ``review`` section."""
     confidence = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == labels
     cap = float(np.quantile(confidence, MAX_CLEAN_FLAG_RATE))
@@ -41,23 +48,40 @@ def fit_review_policy(probabilities: np.ndarray, labels: np.ndarray, features: n
         if correct[accepted].mean() >= TARGET_ACCEPTED_ACCURACY:
             threshold = float(candidate)
             break
-    centroids = np.stack([_normalise(features[labels == c]).mean(axis=0) if (labels == c).any()
-                          else np.zeros(features.shape[1]) for c in range(n_classes)])
-    distances = ood_distance(features, centroids)
-    ood_threshold = float(np.quantile(distances, OOD_QUANTILE))
+    distances = cross_fitted_distances(features, labels, n_classes)
+    ood_threshold = float(np.quantile(distances, density_quantile))
+    unlike = distances > ood_threshold
     accepted = confidence >= threshold
+    flagged = ~accepted | unlike
     return {
         "confidence_threshold": round(float(threshold), 4),
+        "ood_score": "mahalanobis",
         "ood_threshold": round(ood_threshold, 4),
-        "ood_centroids": np.round(centroids, 5).tolist(),
+        "ood_density": fit_density(features, labels, n_classes),
+        "batch_shift": batch_threshold(unlike),
+        "n_calibration_images": int(len(labels)),
         "validation_coverage": float(accepted.mean()),
         "validation_accuracy_accepted": float(correct[accepted].mean()) if accepted.any() else None,
-        "validation_flagged_by_ood": float((distances > ood_threshold).mean()),
+        "validation_flagged_by_ood": float(unlike.mean()),
+        "validation_flagged": float(flagged.mean()),
+        "validation_confident_error_rate": float((~correct & ~flagged).mean()),
         "rule": (f"needs review when confidence < threshold (chosen for >= {TARGET_ACCEPTED_ACCURACY:.1%} "
                  f"accuracy on accepted validation images, flagging at most {MAX_CLEAN_FLAG_RATE:.0%}), when "
-                 f"the cosine distance to the nearest class centroid exceeds its {OOD_QUANTILE:.0%} "
-                 "validation quantile, or when no cell was found"),
+                 f"the Mahalanobis distance of the features to the nearest class exceeds its "
+                 f"{density_quantile:.0%} cross-fitted validation quantile, or when no cell was found; a batch of "
+                 f">= {MIN_BATCH} images is warned about when its share of such unlike images exceeds what "
+                 f"{BATCH_TRIALS} random clean {BATCH_SIZE}-image batches give"),
     }
+
+
+def ood_scorer(policy: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray] | None:
+    """features (N, F) -> distance (N,) under the card's out-of-distribution rule, or None."""
+    if policy.get("ood_density"):
+        return Density(policy["ood_density"]).distance
+    if policy.get("ood_centroids"):
+        centroids = np.asarray(policy["ood_centroids"], dtype=np.float32)
+        return lambda features: ood_distance(features, centroids)
+    return None
 
 
 def review_reasons(confidence: float, distance: float | None, localised: bool,
@@ -70,5 +94,5 @@ def review_reasons(confidence: float, distance: float | None, localised: bool,
         reasons.append(f"low confidence ({confidence:.2f} < {threshold:.2f})")
     ood_threshold = policy.get("ood_threshold")
     if distance is not None and ood_threshold is not None and distance > ood_threshold:
-        reasons.append(f"unlike the training images (distance {distance:.2f} > {ood_threshold:.2f})")
+        reasons.append(f"unlike the training images (feature distance {distance:.2f} > {ood_threshold:.2f})")
     return reasons

@@ -1,7 +1,8 @@
 """Online (per-batch, in tf.data) augmentation of cell crops.
 
-Names usable in ``--augment``: the microscopy set (flip, rot90, zoom, colour, blur, noise)
-and the published set (randaugment, augmix, mixup, cutmix; noise is shared).  Offline
+Names usable in ``--augment``: the microscopy set (flip, rot90, zoom, colour, blur, noise),
+``appearance`` (another laboratory's stain, light, camera and focus, drawn per image:
+:mod:`bloodcell_core.training.appearance`) and the published set (randaugment, augmix, mixup, cutmix; noise is shared).  Offline
 raw-image shifts and corruptions live in :mod:`bloodcell_core.training.prepare`.
 """
 from __future__ import annotations
@@ -11,7 +12,11 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
-AUGMENTATIONS = ("flip", "rot90", "zoom", "colour", "blur", "noise", "randaugment", "augmix", "mixup", "cutmix")
+from bloodcell_core.training.appearance import random_appearance
+
+AUGMENTATIONS = ("flip", "rot90", "zoom", "colour", "appearance", "blur", "noise", "randaugment", "augmix", "mixup",
+                 "cutmix")
+APPEARANCE_CLEAN_SHARE = 0.25  # with "appearance", this share of images keeps the source laboratory's look
 DEFAULT_AUGMENT = ("flip", "rot90", "zoom", "colour", "noise", "mixup")
 
 Batch = tuple[tf.Tensor, tf.Tensor, tf.Tensor]  # images (float 0..255), one-hot labels, sample weights
@@ -27,14 +32,15 @@ def _dihedral(images: tf.Tensor, rot90: bool) -> tf.Tensor:
     return images
 
 
-def build_augmenter(names: tuple[str, ...] | list[str], seed: int) -> Callable[[tf.Tensor, tf.Tensor, tf.Tensor], Batch]:
+def build_augmenter(names: tuple[str, ...] | list[str], seed: int,
+                    zoom: float = 0.2) -> Callable[[tf.Tensor, tf.Tensor, tf.Tensor], Batch]:
     unknown = set(names) - set(AUGMENTATIONS)
     if unknown:
         from bloodcell_core.errors import BloodcellError
         raise BloodcellError(f"unknown augmentation(s) {sorted(unknown)}; choose from {', '.join(AUGMENTATIONS)}")
     image_layers: list[keras.layers.Layer] = []
     if "zoom" in names:
-        image_layers.append(keras.layers.RandomZoom((-0.2, 0.15), fill_mode="reflect", seed=seed))
+        image_layers.append(keras.layers.RandomZoom((-zoom, zoom), fill_mode="reflect", seed=seed))
     if "colour" in names:
         image_layers.append(keras.layers.RandomColorJitter(value_range=(0, 255), brightness_factor=0.1,
                                                            contrast_factor=0.2, saturation_factor=(0.35, 0.65),
@@ -48,7 +54,7 @@ def build_augmenter(names: tuple[str, ...] | list[str], seed: int) -> Callable[[
     noise = keras.layers.GaussianNoise(0.025, seed=seed) if "noise" in names else None  # on 0..1 scale
     mixers = [keras.layers.MixUp(alpha=0.2, seed=seed)] if "mixup" in names else []
     mixers += [keras.layers.CutMix(factor=0.5, seed=seed)] if "cutmix" in names else []
-    flip, rot90 = "flip" in names, "rot90" in names
+    flip, rot90, appearance = "flip" in names, "rot90" in names, "appearance" in names
 
     def augment(images: tf.Tensor, labels: tf.Tensor, weights: tf.Tensor) -> Batch:
         images = tf.cast(images, tf.float32)
@@ -56,6 +62,9 @@ def build_augmenter(names: tuple[str, ...] | list[str], seed: int) -> Callable[[
             images = _dihedral(images, rot90)
         for layer in image_layers:
             images = layer(images, training=True)
+        if appearance:
+            keep = tf.random.uniform([tf.shape(images)[0], 1, 1, 1]) < APPEARANCE_CLEAN_SHARE
+            images = tf.where(keep, images, random_appearance(images))
         if noise is not None:
             images = noise(images / 255.0, training=True) * 255.0
         for mixer in mixers:  # together they mix half of the batches; the rest stay unmixed

@@ -91,3 +91,12 @@ def prepare_arrays(dataset: Dataset, size: int, n_domain: int = 1, n_corrupt: in
                  readable=readable, reasons=np.array([r or "" for r in reasons]))
         os.replace(tmp, cache)
     return prepared
+
+
+def concatenate_prepared(parts: list[PreparedData]) -> PreparedData:
+    """One PreparedData for several sources prepared (and cached) one by one."""
+    if len(parts) == 1:
+        return parts[0]
+    return PreparedData(np.concatenate([p.crops for p in parts]), np.concatenate([p.variants for p in parts]),
+                        np.concatenate([p.localised for p in parts]), np.concatenate([p.phashes for p in parts]),
+                        np.concatenate([p.readable for p in parts]), [r for p in parts for r in p.reasons])

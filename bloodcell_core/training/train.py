@@ -17,7 +17,8 @@ from bloodcell_core.errors import DatasetError
 from bloodcell_core.evaluation.metrics import classification_report, coverage_curve
 from bloodcell_core.preprocess.localise import CROP_FACTOR
 from bloodcell_core.progress import ProgressFn
-from bloodcell_core.training.prepare import PreparedData, prepare_arrays
+from bloodcell_core.training.prepare import PreparedData, concatenate_prepared, prepare_arrays
+from bloodcell_core.training.resume import RunCheckpoints
 from bloodcell_core.training.split import GROUPING_HAMMING, duplicate_groups, grouped_split
 
 PBC_CREDIT = ("Trained on the PBC dataset: A. Acevedo et al., 'A dataset of microscopic peripheral blood cell "
@@ -53,6 +54,8 @@ class TrainConfig:
     precise_bn_batches: int = 0  # batches to re-estimate BatchNorm statistics on after training; 0: off
     init_model: str | None = None  # a trained model folder to start from (same architecture and classes)
     tta: str = "identity"  # test-time views stored in the card (bloodcell_core.inference.tta), e.g. identity,rot180
+    min_source_share: float = 0.1  # with several sources, each is oversampled to at least this share of an epoch
+    zoom: float = 0.2  # RandomZoom range of the "zoom" augmentation (+-): another lab frames its cells differently
 
 
 def _subsample(dataset: Dataset, max_images: int | None, seed: int) -> Dataset:
@@ -73,6 +76,25 @@ def _check_trainable(dataset: Dataset, prepared: PreparedData) -> None:
         raise DatasetError(f"{dataset.source}: need readable images of at least 2 classes to train")
 
 
+def balance_sources(indices: np.ndarray, source_index: np.ndarray, min_share: float) -> np.ndarray:
+    """Training indices with each small source repeated until it is >= ``min_share`` of the epoch.
+
+    A second laboratory of a few hundred cells next to 11,000 PBC cells would otherwise be
+    a rounding error in the loss; repeating it (each repeat augmented differently) gives it weight.
+    """
+    sources = np.unique(source_index[indices])
+    if len(sources) < 2 or min_share <= 0:
+        return indices
+    parts = [indices[source_index[indices] == s] for s in sources]
+    total = len(indices)
+    balanced = []
+    for part in parts:
+        wanted = int(np.ceil(min_share * total))
+        repeats = max(1, int(np.ceil(wanted / max(len(part), 1)))) if len(part) < wanted else 1
+        balanced.append(np.tile(part, repeats))
+    return np.sort(np.concatenate(balanced))
+
+
 def _epoch_batches(prepared: PreparedData, indices: np.ndarray, labels_onehot: np.ndarray,
                    sample_weights: np.ndarray, config: TrainConfig, rng: np.random.Generator):
     """Yield one epoch of (images, labels, weights): each sample clean or one of its variants."""
@@ -88,22 +110,24 @@ def _epoch_batches(prepared: PreparedData, indices: np.ndarray, labels_onehot: n
         yield images, labels_onehot[batch], sample_weights[batch]
 
 
-def _make_train_dataset(prepared, indices, labels_onehot, sample_weights, config):
+def _make_train_dataset(prepared, indices, labels_onehot, sample_weights, config, first_epoch: int = 0):
+    """The epoch stream; epoch e's order depends only on (seed, e), so a resumed run sees the same data."""
     import tensorflow as tf
 
     from bloodcell_core.training.augment import build_augmenter
 
-    rng = np.random.default_rng(config.seed)
+    epoch_counter = itertools.count(first_epoch)
     size = prepared.crops.shape[1]
     n_classes = labels_onehot.shape[1]
     signature = (tf.TensorSpec((None, size, size, 3), tf.uint8), tf.TensorSpec((None, n_classes), tf.float32),
                  tf.TensorSpec((None,), tf.float32))
     dataset = tf.data.Dataset.from_generator(
-        lambda: _epoch_batches(prepared, indices, labels_onehot, sample_weights, config, rng),
+        lambda: _epoch_batches(prepared, indices, labels_onehot, sample_weights, config,
+                               np.random.default_rng([config.seed, next(epoch_counter)])),
         output_signature=signature)
     steps = int(np.ceil(len(indices) / config.batch_size))
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(steps))
-    augment = build_augmenter(tuple(config.augment), config.seed)
+    augment = build_augmenter(tuple(config.augment), config.seed, config.zoom)
     return dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
 
 
@@ -121,7 +145,7 @@ def _compile(model, config: TrainConfig, steps_per_epoch: int, epochs: int, lear
 
 
 def _fit(model, train_ds, val_data, config: TrainConfig, steps: int, epochs: int, learning_rate: float,
-         initial_epoch: int = 0):
+         initial_epoch: int = 0, callbacks: list | None = None):
     import keras
 
     _compile(model, config, steps, epochs, learning_rate)
@@ -129,7 +153,7 @@ def _fit(model, train_ds, val_data, config: TrainConfig, steps: int, epochs: int
                                          restore_best_weights=True)
     verbose = 1 if sys.stderr.isatty() else 2
     return model.fit(train_ds, validation_data=val_data, epochs=initial_epoch + epochs,
-                     initial_epoch=initial_epoch, callbacks=[stop], verbose=verbose)
+                     initial_epoch=initial_epoch, callbacks=[stop, *(callbacks or [])], verbose=verbose)
 
 
 def _set_backbone_trainable(model, fraction: float | None) -> None:
@@ -145,58 +169,129 @@ def _set_backbone_trainable(model, fraction: float | None) -> None:
         layer.trainable = i >= first_trainable and not isinstance(layer, keras.layers.BatchNormalization)
 
 
-def train(dataset: Dataset, config: TrainConfig, command: str = "",
-          progress: ProgressFn | None = None) -> tuple[Any, dict[str, Any]]:
-    """Train a model on ``dataset``; returns (keras model, model card)."""
+def train(datasets: Dataset | list[Dataset], config: TrainConfig, command: str = "",
+          progress: ProgressFn | None = None, run_dir: str | Path | None = None,
+          callbacks: list | None = None) -> tuple[Any, dict[str, Any]]:
+    """Train a model on one or several labelled sources; returns (keras model, model card).
+
+    With ``run_dir`` the run keeps epoch checkpoints in ``run_dir/checkpoint`` (see
+    :mod:`bloodcell_core.training.resume`): calling again with the same run_dir continues an
+    interrupted run from its last finished epoch instead of starting over.
+    """
+    from bloodcell_core.data.datasets import combine_datasets
+
     started = time.time()
-    dataset = _subsample(dataset, config.max_images, config.seed)
+    sources = [_subsample(d, config.max_images, config.seed)
+               for d in (datasets if isinstance(datasets, list) else [datasets])]
+    dataset, source_index = combine_datasets(sources)
     crop_size = config.crop_size or config.input_size
-    prepared = prepare_arrays(dataset, crop_size, config.domain_variants, config.corruption_variants,
-                              config.seed, config.workers, progress)
+    prepared = concatenate_prepared([  # one cache entry per source: adding a source reuses the others'
+        prepare_arrays(d, crop_size, config.domain_variants, config.corruption_variants, config.seed,
+                       config.workers, progress) for d in sources])
     _check_trainable(dataset, prepared)
-    readable = np.flatnonzero(prepared.readable)
-    groups = duplicate_groups(prepared.phashes[readable])
-    train_pos, val_pos = grouped_split(dataset.labels[readable], groups, config.val_fraction, config.seed)
-    train_idx, val_idx = readable[train_pos], readable[val_pos]
+    train_idx, val_idx = _split(dataset, prepared, source_index, config)
 
     import keras
-
-    from bloodcell_core.models.architectures import build_model
 
     keras.utils.set_random_seed(config.seed)
     n_classes = len(dataset.classes)
     onehot = np.eye(n_classes, dtype=np.float32)[dataset.labels]
-    present = np.unique(dataset.labels[train_idx])
-    class_weights = compute_class_weight("balanced", classes=present, y=dataset.labels[train_idx])
-    weight_of = np.ones(n_classes, np.float32)
-    weight_of[present] = class_weights
-    sample_weights = weight_of[dataset.labels].astype(np.float32)
-
-    if config.init_model:
-        model, parent = _initial_model(config, dataset.classes, crop_size)
-    else:
-        model = build_model(config.arch, n_classes, config.input_size, crop_size, config.dropout, config.weights,
-                            config.width)
-        parent = None
-    train_ds = _make_train_dataset(prepared, train_idx, onehot, sample_weights, config)
+    sample_weights = _class_weights(dataset.labels, train_idx, n_classes)
+    model, parent = _starting_model(config, dataset.classes, crop_size, n_classes)
+    checkpoints = None if run_dir is None else RunCheckpoints(Path(run_dir) / "checkpoint")
+    epoch_idx = balance_sources(train_idx, source_index, config.min_source_share)
     val_data = (prepared.crops[val_idx].astype(np.float32), onehot[val_idx])
-    steps = int(np.ceil(len(train_idx) / config.batch_size))
+    steps = int(np.ceil(len(epoch_idx) / config.batch_size))
+    phases = _phases(config)
     histories = []
-    if config.weights:  # two-phase fine-tuning: head on a frozen backbone, then the unfrozen top
-        _set_backbone_trainable(model, None)
-        histories.append(_fit(model, train_ds, val_data, config, steps, config.head_epochs, config.learning_rate))
-        _set_backbone_trainable(model, config.unfreeze_fraction)
-        histories.append(_fit(model, train_ds, val_data, config, steps, config.epochs, config.learning_rate / 10,
-                              initial_epoch=config.head_epochs))
-    else:
-        histories.append(_fit(model, train_ds, val_data, config, steps, config.epochs, config.learning_rate))
+    for number, (epochs, learning_rate, first_epoch, fraction) in enumerate(phases):
+        if config.weights:
+            _set_backbone_trainable(model, fraction)
+        if checkpoints is not None and checkpoints.phase_done(number, model):
+            histories.append(checkpoints.phase_history(number))
+            continue
+        resume_at = checkpoints.resume_epoch(number, first_epoch) if checkpoints is not None else 0
+        train_ds = _make_train_dataset(prepared, epoch_idx, onehot, sample_weights, config,
+                                       first_epoch + resume_at)
+        extra = [*(checkpoints.callback(number) if checkpoints is not None else []), *(callbacks or [])]
+        history = _fit(model, train_ds, val_data, config, steps, epochs, learning_rate, first_epoch, extra)
+        histories.append(checkpoints.finish_phase(number, model) if checkpoints is not None else history.history)
     recalibration = _recalibrate(model, prepared, train_idx, onehot, sample_weights, val_data, config)
     card = _make_card(model, dataset, prepared, config, train_idx, val_idx, histories, command,
                       time.time() - started)
+    card["data"]["sources"] = _source_summaries(sources, source_index, train_idx, val_idx)
+    card["validation_by_source"] = _validation_by_source(model, dataset, prepared, val_idx, source_index,
+                                                        sources, card)
     card["training"]["batchnorm_recalibration"] = recalibration
+    if checkpoints is not None and checkpoints.resumed:
+        card["training"]["resumed"] = checkpoints.resumed
     if parent is not None:
         card["training"]["initialised_from"] = parent
     return model, card
+
+
+def _phases(config: TrainConfig) -> list[tuple[int, float, int, float | None]]:
+    """(epochs, learning rate, first epoch, backbone unfreeze fraction) per fit call."""
+    if config.weights:  # two-phase fine-tuning: head on a frozen backbone, then the unfrozen top
+        return [(config.head_epochs, config.learning_rate, 0, None),
+                (config.epochs, config.learning_rate / 10, config.head_epochs, config.unfreeze_fraction)]
+    return [(config.epochs, config.learning_rate, 0, None)]
+
+
+def _split(dataset: Dataset, prepared: PreparedData, source_index: np.ndarray,
+           config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Grouped by near-duplicates, stratified by (source, class) so every source is held out too."""
+    readable = np.flatnonzero(prepared.readable)
+    groups = duplicate_groups(prepared.phashes[readable])
+    strata = source_index[readable] * len(dataset.classes) + dataset.labels[readable]
+    strata = np.unique(strata, return_inverse=True)[1]
+    train_pos, val_pos = grouped_split(strata, groups, config.val_fraction, config.seed)
+    return readable[train_pos], readable[val_pos]
+
+
+def _class_weights(labels: np.ndarray, train_idx: np.ndarray, n_classes: int) -> np.ndarray:
+    present = np.unique(labels[train_idx])
+    weight_of = np.ones(n_classes, np.float32)
+    weight_of[present] = compute_class_weight("balanced", classes=present, y=labels[train_idx])
+    return weight_of[labels].astype(np.float32)
+
+
+def _starting_model(config: TrainConfig, classes: list[str], crop_size: int, n_classes: int):
+    from bloodcell_core.models.architectures import build_model
+
+    if config.init_model:
+        return _initial_model(config, classes, crop_size)
+    return build_model(config.arch, n_classes, config.input_size, crop_size, config.dropout, config.weights,
+                       config.width), None
+
+
+def _source_summaries(sources: list[Dataset], source_index: np.ndarray, train_idx: np.ndarray,
+                      val_idx: np.ndarray) -> list[dict[str, Any]]:
+    """What the card says about each training source (seen_in_training reads the fingerprints)."""
+    return [{"source": d.source, "fingerprint": d.fingerprint(), "n_images": len(d),
+             "class_counts": dict(zip(d.classes, np.bincount(d.labels, minlength=len(d.classes)).tolist())),
+             "n_train": int((source_index[train_idx] == i).sum()), "n_validation": int((source_index[val_idx] == i).sum())}
+            for i, d in enumerate(sources)]
+
+
+def _validation_by_source(model, dataset: Dataset, prepared: PreparedData, val_idx: np.ndarray,
+                          source_index: np.ndarray, sources: list[Dataset], card: dict[str, Any]) -> dict[str, Any]:
+    """Held-out accuracy of each source on its own (the PBC figure is not diluted by another lab's)."""
+    if len(sources) < 2:
+        return {}
+    from bloodcell_core.inference.predictor import Predictor
+
+    probe = Predictor.from_model(model, dataset.classes, {"inference": card["inference"]})
+    results = {}
+    for i, source in enumerate(sources):
+        rows = val_idx[source_index[val_idx] == i]
+        if not len(rows):
+            continue
+        probabilities, _ = probe.run_prepared(prepared.crops[rows].astype(np.float32))
+        report = classification_report(probabilities, dataset.labels[rows], dataset.classes)
+        results[Path(source.source).name] = {"n_images": int(len(rows)), "accuracy": report["accuracy"],
+                                            "balanced_accuracy": report["balanced_accuracy"]}
+    return results
 
 
 def _initial_model(config: TrainConfig, classes: list[str], crop_size: int) -> tuple[Any, dict[str, Any]]:
@@ -236,10 +331,10 @@ def _recalibrate(model, prepared: PreparedData, train_idx, onehot, sample_weight
             "val_loss_after": round(after, 5)}
 
 
-def _history_summary(histories) -> dict[str, Any]:
+def _history_summary(histories: list[dict[str, list[float]]]) -> dict[str, Any]:
     merged: dict[str, list[float]] = {}
     for history in histories:
-        for key, values in history.history.items():
+        for key, values in history.items():
             merged.setdefault(key, []).extend(float(v) for v in values)
     val_loss = merged.get("val_loss", [])
     return {"epochs_run": len(val_loss), "best_epoch": int(np.argmin(val_loss)) + 1 if val_loss else None,
