@@ -18,6 +18,7 @@ COMMANDS: list[str] = [
     "bloodcell_core.evaluation.cli",
     "bloodcell_core.inference.cli",
     "bloodcell_core.robustness.cli",
+    "bloodcell_core.adaptation.cli",
     "bloodcell_core.review.cli",
     "bloodcell_core.audit.cli",
     "bloodcell_core.bench.cli",

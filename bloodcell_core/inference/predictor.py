@@ -90,6 +90,24 @@ class Predictor:
             probabilities = apply_temperature(probabilities, self.temperature)
         return np.asarray(probabilities), np.asarray(features)
 
+    def prepare_batch(self, images: list[np.ndarray]) -> np.ndarray:
+        """Decoded images -> stacked model inputs (N, S, S, 3) through the one crop path."""
+        if not images:
+            return np.zeros((0, self.crop_size, self.crop_size, 3), np.float32)
+        return np.stack([self.prepare(image)[0] for image in images])
+
+    def features_per_view(self, batch: np.ndarray, views: tuple[str, ...], batch_size: int = 128) -> np.ndarray:
+        """Pooled features (V, N, F) of prepared crops under each named view (no averaging)."""
+        from bloodcell_core.inference.tta import VIEWS
+
+        per_view = []
+        for name in views:
+            chunks = [np.asarray(self._outputs_and_features.predict_on_batch(
+                np.ascontiguousarray(VIEWS[name](batch[start:start + batch_size])))[1])
+                for start in range(0, len(batch), batch_size)]
+            per_view.append(np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32))
+        return np.stack(per_view)
+
     def _batches(self, images: list[np.ndarray], batch_size: int, progress: ProgressFn | None,
                  label: str):
         for start in range(0, len(images), batch_size):

@@ -1,0 +1,235 @@
+"""The adapt command's engine: a parent model plus a laboratory's cells -> a new, adapted model.
+
+Method (chosen by the k-shot measurements in the README, ``docs/adaptation.md``): the
+parent's last layer is refitted on the laboratory's labelled cells (:mod:`.head`); with
+unlabelled cells, BatchNorm statistics are first moved halfway to the laboratory's
+(:mod:`.batchnorm`).  The card records the parent, the data (fingerprint, counts per class),
+the method and settings, grouped cross-validated before/after accuracy on the laboratory's
+cells and, when the parent's PBC held-out images are readable, what adapting cost at home.
+The needs-review thresholds and the batch warning are refitted on the calibration images:
+the parent's held-out images (when readable) plus the laboratory's labelled cells.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.special import softmax
+from sklearn.model_selection import GroupKFold
+
+from bloodcell_core.adaptation.batchnorm import adapt_batchnorm
+from bloodcell_core.adaptation.head import HeadSettings, refit_head
+from bloodcell_core.data.datasets import Dataset
+from bloodcell_core.data.subsets import labels_in_classes, load_images, validation_indices
+from bloodcell_core.errors import BloodcellError, DatasetError
+from bloodcell_core.evaluation.metrics import classification_report
+from bloodcell_core.inference.predictor import Predictor
+from bloodcell_core.progress import ProgressFn
+
+FIT_VIEWS = ("identity", "rot180", "hflip", "vflip", "transpose", "rot90", "rot270")  # training views
+MAX_FOLDS = 5
+
+
+@dataclass
+class LabCells:
+    """One laboratory's decoded, cropped cells: crops (N, S, S, 3), labels into the model's classes."""
+
+    source: str
+    fingerprint: str
+    crops: np.ndarray
+    labels: np.ndarray
+    groups: np.ndarray
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AdaptSettings:
+    head: HeadSettings = HeadSettings()
+    batchnorm_blend: float = 0.5  # with unlabelled cells: share of the laboratory's BatchNorm statistics
+
+
+def lab_cells(dataset: Dataset, predictor: Predictor, progress: ProgressFn | None, labelled: bool) -> LabCells:
+    """Decode and crop a laboratory's images; a class the model lacks is an error when labelled."""
+    from bloodcell_core.training.split import duplicate_groups
+
+    labels = labels_in_classes(dataset, predictor.classes)
+    if labelled and (labels < 0).any():
+        missing = sorted({dataset.classes[dataset.labels[i]] for i in np.flatnonzero(labels < 0)})
+        raise DatasetError(f"{dataset.source}: class(es) {', '.join(missing)} are not among the model's "
+                           f"classes ({', '.join(predictor.classes)})")
+    images, kept, _unreadable = load_images(dataset, np.arange(len(dataset)), progress)
+    if not images:
+        raise DatasetError(f"{dataset.source}: no readable images")
+    crops = predictor.prepare_batch(images)
+    groups = duplicate_groups(_phashes(images))
+    lab_labels = labels[kept]
+    counts = {predictor.classes[c]: int((lab_labels == c).sum()) for c in np.unique(lab_labels) if c >= 0}
+    return LabCells(dataset.source, dataset.fingerprint(), crops, lab_labels, groups, counts)
+
+
+def _phashes(images: list[np.ndarray]) -> np.ndarray:
+    import imagehash
+    from PIL import Image
+
+    return np.array([int(str(imagehash.phash(Image.fromarray(image))), 16) for image in images], dtype=np.uint64)
+
+
+def head_probabilities(features: np.ndarray, kernel: np.ndarray, bias: np.ndarray, temperature: float) -> np.ndarray:
+    """Served probabilities from per-view features (V, N, F): softmax per view, averaged."""
+    return np.mean([softmax((view @ kernel + bias) / temperature, axis=1) for view in features], axis=0)
+
+
+def _served_views(features: np.ndarray, predictor: Predictor) -> np.ndarray:
+    return features[[FIT_VIEWS.index(v) for v in predictor.tta_views]]
+
+
+def cross_validate(predictor: Predictor, cells: LabCells, features: np.ndarray,
+                   settings: AdaptSettings) -> dict[str, Any]:
+    """Grouped K-fold on the laboratory's cells: parent vs adapted on each held-out fold."""
+    kernel, bias = predictor.model.get_layer("probabilities").get_weights()
+    n_groups = len(np.unique(cells.groups))
+    n_folds = min(MAX_FOLDS, n_groups)
+    if n_folds < 2:
+        raise DatasetError(f"{cells.source}: need at least 2 distinct images to adapt and cross-validate")
+    before = np.zeros((len(cells.labels), len(predictor.classes)))
+    after = np.zeros_like(before)
+    served = _served_views(features, predictor)
+    for train, test in GroupKFold(n_splits=n_folds).split(cells.labels, groups=cells.groups):
+        k, b = _fit(features[:, train], cells.labels[train], kernel, bias, settings, predictor)
+        before[test] = head_probabilities(served[:, test], kernel, bias, predictor.temperature)
+        after[test] = head_probabilities(served[:, test], k, b, predictor.temperature)
+    return {"folds": n_folds, "grouped_by": "exact/near duplicates (pHash)",
+            "before": _summary(before, cells.labels, predictor.classes),
+            "after": _summary(after, cells.labels, predictor.classes)}
+
+
+def _summary(probabilities: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    report = classification_report(probabilities, labels, classes)
+    present = np.unique(labels)
+    predicted = probabilities.argmax(axis=1)
+    return {"accuracy": report["accuracy"],
+            "balanced_accuracy": float(np.mean([(predicted[labels == c] == c).mean() for c in present])),
+            "per_class_recall": {classes[c]: float((predicted[labels == c] == c).mean()) for c in present}}
+
+
+def _fit(features: np.ndarray, labels: np.ndarray, kernel: np.ndarray, bias: np.ndarray,
+         settings: AdaptSettings, predictor: Predictor) -> tuple[np.ndarray, np.ndarray]:
+    flat = features.reshape(-1, features.shape[-1])
+    density = predictor.policy.get("ood_density")
+    return refit_head(kernel, bias, flat, np.tile(labels, features.shape[0]), settings.head, density)
+
+
+def home_images(predictor: Predictor, progress: ProgressFn | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """The parent's held-out home-laboratory crops and labels, when its card's source is readable."""
+    from bloodcell_core.data.datasets import load_dataset
+
+    source = (predictor.card.get("data") or {}).get("sources", [{}])[0].get("source") \
+        or (predictor.card.get("data") or {}).get("source")
+    listed = predictor.card.get("validation_items") or []
+    if not source or not listed:
+        return None
+    try:
+        dataset = load_dataset(source)
+    except BloodcellError:
+        return None
+    indices = validation_indices(dataset, listed)
+    labels = labels_in_classes(dataset, predictor.classes)
+    indices = indices[labels[indices] >= 0] if len(indices) else indices
+    if not len(indices):
+        return None
+    images, kept, _ = load_images(dataset, indices, progress)
+    return predictor.prepare_batch(images), labels[kept]
+
+
+def adapt(parent: Predictor, labelled: Dataset | None, unlabelled: Dataset | None,
+          settings: AdaptSettings = AdaptSettings(), progress: ProgressFn | None = None,
+          parent_dir: str | Path | None = None) -> tuple[Any, dict[str, Any]]:
+    """(adapted keras model, its card). The parent's model object is left untouched."""
+    if labelled is None and unlabelled is None:
+        raise BloodcellError("adapt needs labelled cells (DATA), unlabelled cells (--unlabelled), or both")
+    model = _copy_model(parent.model)
+    working = Predictor(model, parent.card)
+    method: dict[str, Any] = {}
+    unlabelled_info = None
+    if unlabelled is not None:
+        pool = lab_cells(unlabelled, working, progress, labelled=False)
+        method["batchnorm"] = adapt_batchnorm(model, pool.crops, settings.batchnorm_blend)
+        unlabelled_info = {"source": pool.source, "fingerprint": pool.fingerprint, "n_images": len(pool.crops)}
+        working = Predictor(model, parent.card)
+    card = {**parent.card}
+    cross_validation = None
+    cells = None
+    if labelled is not None:
+        cells = lab_cells(labelled, working, progress, labelled=True)
+        if len(cells.labels) < 2:
+            raise DatasetError(f"{cells.source}: a single image is not enough to adapt (and check) a model")
+        features = working.features_per_view(cells.crops, FIT_VIEWS)
+        cross_validation = cross_validate(working, cells, features, settings)
+        kernel, bias = _fit(features, cells.labels, *model.get_layer("probabilities").get_weights(), settings,
+                            working)
+        model.get_layer("probabilities").set_weights([kernel, bias])
+        method["head"] = {"what": "last layer refitted, L2 toward the parent", **asdict(settings.head)}
+    adapted = Predictor(model, card)
+    home = home_images(parent, progress)
+    card["review"] = _refit_policy(adapted, home, cells)
+    card.update(_adapted_card_fields(parent, parent_dir, cells, unlabelled_info, method, cross_validation,
+                                     _home_check(parent, adapted, home)))
+    return model, card
+
+
+def _copy_model(model: Any) -> Any:
+    import keras
+
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _home_check(parent: Predictor, adapted: Predictor, home) -> dict[str, Any] | None:
+    if home is None:
+        return None
+    crops, labels = home
+    before = parent.run_prepared(crops)[0].argmax(axis=1)
+    after = adapted.run_prepared(crops)[0].argmax(axis=1)
+    return {"n_images": int(len(labels)), "accuracy_before": float((before == labels).mean()),
+            "accuracy_after": float((after == labels).mean()),
+            "what": "the parent's held-out home-laboratory images (its card's validation_items)"}
+
+
+def _refit_policy(adapted: Predictor, home, cells: LabCells | None) -> dict[str, Any]:
+    """Needs-review thresholds and batch warning on the calibration images (home held-out + lab cells)."""
+    from bloodcell_core.inference.review_flags import fit_review_policy
+
+    parts = [p for p in ((home[0], home[1]) if home is not None else None,
+                         (cells.crops, cells.labels) if cells is not None else None) if p is not None]
+    if not parts:
+        return dict(adapted.policy)
+    crops = np.concatenate([c for c, _ in parts])
+    labels = np.concatenate([lab for _, lab in parts])
+    probabilities, features = adapted.run_prepared(crops)
+    policy = fit_review_policy(probabilities, labels, features, len(adapted.classes))
+    policy["calibration_images"] = ("parent's held-out images + " if home is not None else "") + (
+        "the laboratory's labelled cells" if cells is not None else "")
+    return policy
+
+
+def _adapted_card_fields(parent: Predictor, parent_dir, cells: LabCells | None, unlabelled_info,
+                         method: dict[str, Any], cross_validation, home_check) -> dict[str, Any]:
+    lab_name = Path(cells.source).name if cells is not None else Path(unlabelled_info["source"]).name
+    return {
+        "name": f"{parent.name}-adapted-{lab_name}",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "adaptation": {
+            "parent": {"name": parent.name, "folder": str(parent_dir) if parent_dir else None,
+                       "created": parent.card.get("created")},
+            "data": None if cells is None else {"source": cells.source, "fingerprint": cells.fingerprint,
+                                                "n_images": int(len(cells.labels)), "class_counts": cells.counts},
+            "unlabelled": unlabelled_info,
+            "method": method,
+            "cross_validation": cross_validation,
+            "home_check": home_check,
+        },
+    }

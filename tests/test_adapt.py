@@ -1,0 +1,89 @@
+"""adapt: a few labelled cells of a colour-shifted 'laboratory' make a new model that is right there."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bloodcell_core.cli import main
+from bloodcell_core.data.datasets import load_dataset
+from bloodcell_core.evaluation.evaluate import evaluate
+from bloodcell_core.inference.predictor import Predictor
+from bloodcell_core.models.store import save_model
+from bloodcell_core.training.train import TrainConfig, train
+from tests.helpers_images import write_class_folders
+
+CLASSES = ["ig", "monocyte", "neutrophil"]
+TINY = dict(input_size=32, epochs=6, batch_size=8, patience=6, domain_variants=0, corruption_variants=0,
+            workers=1, width=0.25, warmup_epochs=0, augment=["flip"], learning_rate=5e-3)
+
+
+def _recolour(root, gains) -> None:
+    """Another laboratory's stain and light: strong per-channel gains and a blue cast."""
+    for path in root.rglob("*.png"):
+        pixels = np.asarray(Image.open(path).convert("RGB")).astype(np.float32)
+        Image.fromarray(np.clip(pixels[..., [1, 2, 0]] * gains, 0, 255).astype(np.uint8)).save(path)
+
+
+@pytest.fixture(scope="module")
+def parent_and_lab(tmp_path_factory):
+    base = tmp_path_factory.mktemp("adapt")
+    import os
+    os.environ["BLOODCELL_DATA_DIR"] = str(base / "appdata")
+    home = write_class_folders(base / "home", CLASSES, per_class=12)
+    model, card = train(load_dataset(home), TrainConfig(**TINY))
+    parent_dir = save_model(model, card, base / "parent")
+    lab = write_class_folders(base / "lab-all", CLASSES, per_class=12, size=56)
+    _recolour(lab, np.array([1.1, 0.8, 1.3]))
+    few, rest = base / "lab-few", base / "lab-rest"
+    for folder in lab.iterdir():
+        for i, path in enumerate(sorted(folder.iterdir())):
+            target = (few if i < 5 else rest) / folder.name
+            target.mkdir(parents=True, exist_ok=True)
+            path.rename(target / path.name)
+    return parent_dir, few, rest
+
+
+def test_adapt_raises_accuracy_on_the_lab_and_leaves_the_parent(parent_and_lab, tmp_path) -> None:
+    parent_dir, few, rest = parent_and_lab
+    before_files = {p.name: p.stat().st_mtime_ns for p in parent_dir.iterdir()}
+    out = tmp_path / "adapted"
+    assert main(["adapt", str(few), "--model", str(parent_dir), "--out", str(out)]) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in parent_dir.iterdir()} == before_files
+    rest_data = load_dataset(rest)
+    parent_acc = evaluate(rest_data, Predictor.load(parent_dir)).report["accuracy"]
+    adapted_acc = evaluate(rest_data, Predictor.load(out)).report["accuracy"]
+    assert adapted_acc > parent_acc
+    card = json.loads((out / "card.json").read_text())
+    info = card["adaptation"]
+    assert info["parent"]["name"] == json.loads((parent_dir / "card.json").read_text())["name"]
+    assert info["data"]["fingerprint"] == load_dataset(few).fingerprint()
+    assert info["data"]["class_counts"] == {c: 5 for c in CLASSES}
+    assert "head" in info["method"] and info["cross_validation"]["folds"] >= 2
+    for side in ("before", "after"):
+        assert {"accuracy", "balanced_accuracy", "per_class_recall"} <= set(info["cross_validation"][side])
+    assert info["home_check"]["n_images"] > 0  # the parent's held-out images were readable
+    assert card["classes"] == CLASSES and "batch_shift" in card["review"]
+    assert main(["adapt", str(few), "--model", str(parent_dir), "--out", str(out)]) == 2  # never overwrites
+
+
+def test_adapt_with_unlabelled_cells_only_records_its_method(parent_and_lab, tmp_path) -> None:
+    parent_dir, few, rest = parent_and_lab
+    out = tmp_path / "unlabelled-only"
+    assert main(["adapt", "--unlabelled", str(rest), "--model", str(parent_dir), "--out", str(out)]) == 0
+    info = json.loads((out / "card.json").read_text())["adaptation"]
+    assert info["method"]["batchnorm"]["applied"] is True and info["data"] is None
+    assert info["unlabelled"]["n_images"] == 21
+
+
+def test_adapt_bad_input_is_one_line(parent_and_lab, tmp_path, capsys) -> None:
+    parent_dir, few, _rest = parent_and_lab
+    wrong = write_class_folders(tmp_path / "wrong", ["platelet", "ig"], per_class=2)
+    single = write_class_folders(tmp_path / "single", ["ig"], per_class=1)
+    for args in (["adapt", str(wrong)], ["adapt", str(single)], ["adapt", str(tmp_path / "missing")], ["adapt"]):
+        capsys.readouterr()
+        assert main([*args, "--model", str(parent_dir), "--out", str(tmp_path / "x")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error:")
