@@ -398,8 +398,10 @@ class ReviewStore:
         return frame
 
     def to_csv(self, **filters: object) -> bytes:
-        """The history (same filters as :meth:`history`) as UTF-8 CSV, for download."""
-        return self.history(**filters).to_csv(index=False).encode("utf-8")
+        """The history (same filters as :meth:`history`) as UTF-8 CSV, for download, formula-safe."""
+        from bloodcell_core.outputs import frame_csv
+
+        return frame_csv(self.history(**filters)).encode("utf-8")
 
     def count(self, dataset: str | None = None) -> int:
         query = sa.select(sa.func.count()).select_from(decisions_table)

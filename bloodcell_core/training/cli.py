@@ -33,8 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bloodcell_core.data.datasets import load_dataset
+    from bloodcell_core.outputs import output_folder
     from bloodcell_core.progress import tqdm_progress
 
+    output_folder(args.out)  # before hours of training
     dataset = load_dataset(args.data, args.split)
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "augment"}
     values["augment"] = [a.strip() for a in args.augment.split(",") if a.strip()]
