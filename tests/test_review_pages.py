@@ -144,6 +144,24 @@ def test_a_duplicate_decision_is_recorded_once_and_the_group_hidden(review_data,
     assert history(dashboard_env)["action"].tolist()[0] == "keep-one-copy" and len(history(dashboard_env)) == 3
 
 
+def test_a_busy_review_database_is_one_line_on_the_page(review_data, dashboard_env, reviewer_secrets, monkeypatch):
+    """A write refused because the store is busy (pool exhausted, lock held) says so in one line; no exception."""
+    from bloodcell_core.review.store import BUSY_MESSAGE, ReviewStoreBusy
+
+    app = sign_in(open_page("duplicates", reviewer_secrets))
+    key = buttons(app, "dup_keep_")[-1].key
+
+    def busy(self, decision):  # noqa: ANN001, ARG001
+        raise ReviewStoreBusy("could not record the decision")
+
+    monkeypatch.setattr(ReviewStore, "record", busy)
+    app.button(key=key).click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    shown = [plain(e.value) for e in app.error]
+    assert len(shown) == 1 and shown[0].startswith(BUSY_MESSAGE) and "\n" not in shown[0]
+    assert history(dashboard_env).empty
+
+
 # -- outliers and label issues -----------------------------------------------------------------
 
 def test_outliers_gallery_records_a_drop_and_draws_the_feature_map(review_data, dashboard_env, reviewer_secrets):
