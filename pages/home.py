@@ -41,7 +41,7 @@ st.header("Loaded model")
 try:  # drawn from the model card: TensorFlow and the model load in the background meanwhile
     model_dir, card = state.selected_card()
 except BloodcellError as error:
-    st.error(f"The model can't be loaded: {state.one_line(error)}. Pick another model in the sidebar.")
+    st.error(state.model_problem(error))
     card = None
 if card is not None:
     st.dataframe(pd.DataFrame(list(card_overview(card).items()), columns=["Property", "Value"]),
@@ -59,7 +59,7 @@ if card is not None:
     st.caption(f"Model folder: {Path(model_dir).name}")
     status = state.model_status(model_dir)
     if status.startswith("failed: "):
-        st.error(f"The model can't be loaded: {status.removeprefix('failed: ')}. Pick another model in the sidebar.")
+        st.error(state.model_problem(status.removeprefix("failed: "), model_dir))
     elif status == "ready":
         st.caption("Model loaded and ready.")
     else:

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -168,3 +169,29 @@ def test_classify_an_upload_in_a_real_browser(page, server, tmp_path):
     page.set_viewport_size({"width": 1400, "height": 2400})  # Streamlit scrolls inside the page: grow it
     wait_for_run(page)
     screenshot(page, "classify.png")
+
+
+def external_requests(urls: list[str], server: str) -> list[str]:
+    """The requested URLs that leave the app's own origin (data: and blob: URLs never leave the browser)."""
+    own = urllib.parse.urlsplit(server).netloc
+    return [url for url in urls if urllib.parse.urlsplit(url).scheme not in ("data", "blob")
+            and urllib.parse.urlsplit(url).netloc != own]
+
+
+def test_the_app_requests_nothing_from_other_hosts(page, server):
+    """Hospitals run the dashboard offline: every font, icon and script comes from the app itself.
+
+    Streamlit bundles the Material Symbols font it draws ``:material/...:`` icons with, but a
+    ``:material/...:`` *page icon* becomes a favicon link to fonts.gstatic.com; the app uses an emoji.
+    """
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    for path in ("", "/classify", "/duplicates", "/review_log"):
+        page.goto(f"{server}{path}", wait_until="domcontentloaded")
+        page.locator('[data-testid="stSidebar"]').get_by_text("Model", exact=True).wait_for(timeout=WAIT_MS)
+        wait_for_run(page)
+        page.wait_for_load_state("networkidle")
+    icons = page.eval_on_selector_all("link[rel~='icon']", "links => links.map(link => link.href)")
+    assert icons and external_requests(icons, server) == [], icons
+    assert any("MaterialSymbols" in url for url in requested), "the icon font should load, from the app"
+    assert requested and external_requests(requested, server) == []
