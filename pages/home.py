@@ -20,7 +20,8 @@ PAGE_LINKS = [  # (page file, label, icon, what it is for)
     ("pages/robustness.py", "Robustness", ":material/shield:",
      "How accuracy holds up under blur, stain and noise corruptions and domain shifts."),
     ("pages/duplicates.py", "Duplicates", ":material/content_copy:",
-     "Exact and near-duplicate images, and leakage between splits."),
+     "Exact and near-duplicate images, and leakage between splits: images that also occur in a second "
+     "dataset, such as the test set."),
     ("pages/outliers.py", "Outliers", ":material/scatter_plot:", "Images unlike the rest of their class."),
     ("pages/label_issues.py", "Label issues", ":material/label:", "Images whose label is probably wrong."),
     ("pages/review_log.py", "Review log", ":material/history:", "Every recorded decision: who, what, when."),
