@@ -113,6 +113,31 @@ def test_predict_on_paths_that_yield_no_image_is_an_error(what: str, places, tmp
     assert not out.exists()
 
 
+DATA_COMMANDS = ["evaluate", "calibrate", "export", "audit", "robustness", "shift-bench", "train"]
+
+
+@pytest.mark.parametrize("data", ["missing", "npz without arrays", "empty folder", "only unreadable images"])
+@pytest.mark.parametrize("command", DATA_COMMANDS)
+def test_a_dataset_that_yields_nothing_is_one_line_and_exit_2(command: str, data: str, places, tmp_path: Path,
+                                                              capsys, monkeypatch):
+    if data == "only unreadable images" and command in ("audit", "export"):
+        pytest.skip("audit reports unreadable files (that is its job); export writes what is readable")
+    monkeypatch.setattr("bloodcell_core.progress.tqdm_progress", lambda: None)  # see above
+    target = tmp_path / "input"
+    if data == "npz without arrays":
+        target = tmp_path / "empty.npz"
+        np.savez(target)
+    elif data == "empty folder":
+        target.mkdir()
+    elif data == "only unreadable images":
+        (target / TINY_MODEL_CLASS).mkdir(parents=True)
+        (target / TINY_MODEL_CLASS / "broken.png").write_bytes(b"not a png")
+    kind = WRITING_COMMANDS[command][2]
+    out = str(tmp_path / ("out" if kind == "folder" else "out.json"))
+    argv = [str(target) if part == "{data}" else part.format(**places) for part in WRITING_COMMANDS[command][0]]
+    assert_one_line_error(main([*argv, WRITING_COMMANDS[command][1], out]), capsys.readouterr().err)
+
+
 def test_predict_with_some_unreadable_files_still_writes_rows(places, tmp_path: Path):
     folder = tmp_path / "mixed"
     folder.mkdir()
