@@ -39,7 +39,11 @@ def navigation_pages() -> dict[str, list]:
     return sections
 
 
-st.set_page_config(page_title="Blood-cell review", page_icon=":material/bloodtype:", layout="wide")
+# An emoji page icon becomes an inline data: favicon. A ":material/...:" page icon would make the
+# browser fetch the favicon from fonts.gstatic.com (Streamlit 1.67), and the app must work offline;
+# the ":material/...:" icons inside pages are drawn with the Material Symbols font Streamlit bundles
+# (static/media/MaterialSymbols-Rounded.*.woff2), so they stay local (tests/test_browser.py checks).
+st.set_page_config(page_title="Blood-cell review", page_icon="🩸", layout="wide")
 navigation = st.navigation(navigation_pages())
 state.model_picker()
 try:

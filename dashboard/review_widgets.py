@@ -63,14 +63,15 @@ def review_dataset(prefix: str, container: Any = None) -> tuple[Dataset, str] | 
         return None
 
 
-def duplicate_report(dataset: Dataset) -> dict[str, Any]:
-    """Exact / near duplicates and conflicting labels on the whole dataset (no model), cached."""
+def duplicate_report(dataset: Dataset, against: Dataset | None = None) -> dict[str, Any]:
+    """Exact / near duplicates and conflicting labels on the whole dataset (no model), cached; with
+    ``against``, also the images that leaked into that second dataset (as ``audit --against``)."""
     cache = state.result_cache("review_duplicates", 8)
-    key = (dataset.source, dataset.fingerprint())
+    key = (dataset.source, dataset.fingerprint(), against.fingerprint() if against is not None else None)
     cached = cache.get(key)
     if cached is None:
         with state.progress_bar("Checking for duplicates") as progress:
-            cached = cached_audit(dataset, None, settings=AuditSettings(), progress=progress,
+            cached = cached_audit(dataset, None, against, settings=AuditSettings(), progress=progress,
                                   no_model_reason=DUPLICATES_ONLY)
         cache.put(key, cached)
     return cached

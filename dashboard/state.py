@@ -174,18 +174,29 @@ def model_picker(container: Any = None) -> Path | None:
     return Path(choice)
 
 
+def model_problem(error: BaseException | str, model_dir: str | Path | None = None) -> str:
+    """One line saying why a model can't be loaded, naming its folder only, never the server path.
+
+    Load errors name the file they failed on (``/srv/models/broken/model.keras: ...``); the
+    people using the dashboard need the folder they picked (``broken/model.keras: ...``).
+    """
+    folder = Path(model_dir) if model_dir is not None else selected_model_dir()
+    text = error if isinstance(error, str) else one_line(error)
+    if not isinstance(error, (str, BloodcellError)):
+        text = f"{type(error).__name__}: {text}"
+    for server_path in sorted({str(folder), str(folder.resolve()), str(folder.absolute())}, key=len, reverse=True):
+        text = text.replace(server_path, folder.name)
+    return f"The model can't be loaded: {text}. Pick another model in the sidebar."
+
+
 def current_predictor(show_error: bool = True) -> Predictor | None:
     """The picked model, loaded; None with a one-line ``st.error`` when it can't be loaded."""
+    model_dir = selected_model_dir()
     try:
-        return load_predictor(selected_model_dir())
-    except BloodcellError as error:
-        if show_error:
-            st.error(f"The model can't be loaded: {one_line(error)}. Pick another model in the sidebar.")
-        return None
+        return load_predictor(model_dir)
     except Exception as error:  # noqa: BLE001  (a broken file must not take the app down)
         if show_error:
-            st.error(f"The model can't be loaded ({type(error).__name__}: {one_line(error)}). "
-                     "Pick another model in the sidebar.")
+            st.error(model_problem(error, model_dir))
         return None
 
 

@@ -1,17 +1,24 @@
-"""Duplicates: exact and near-duplicate groups side by side, conflicting labels first.
+"""Duplicates: exact and near-duplicate groups side by side, conflicting labels first; leakage into a
+second dataset (e.g. the test set), as ``audit --against`` reports it.
 
 Per group a reviewer keeps one image (the others are dropped), drops the group, relabels it,
-or marks it as not a duplicate; decisions go to the review store under the signed-in identity.
+or marks it as not a duplicate; a leaked image can be dropped from this dataset. Decisions go to
+the review store under the signed-in identity.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
-from bloodcell_core.audit.review_queue import (KEEP_ONE, DuplicateGroup, duplicate_groups, group_decisions,
-                                               is_decided, pending_first, queue_progress)
+from bloodcell_core.audit.review_queue import (KEEP_ONE, DuplicateGroup, LeakedImage, ReviewImage, duplicate_groups,
+                                               group_decisions, is_decided, leak_decision, leaked_images,
+                                               pending_first, queue_progress)
 from bloodcell_core.data.datasets import Dataset
+from bloodcell_core.errors import BloodcellError
 from bloodcell_core.review.store import Decision
 from dashboard import review_widgets, state
+from dashboard.datasets import data_root_picker, dataset_label, open_dataset
 
 PREFIX = "dup"
 PER_PAGE = 5
@@ -31,6 +38,75 @@ def on_group_action(dataset_name: str, group: DuplicateGroup, action: str, keep_
         lambda reviewer, latest: group_decisions(group, action, reviewer, dataset_name, latest,
                                                  keep_path=keep_path, new_label=new_label, note=note),
         ACTION_TEXT[action])
+
+
+def on_leak_drop(dataset_name: str, against_name: str, leak: LeakedImage) -> None:
+    """Button callback: drop this dataset's copy of a leaked image (once, however often the page reruns)."""
+    review_widgets.record_from_callback(
+        PREFIX, dataset_name,
+        lambda reviewer, latest: [d for d in [leak_decision(leak, reviewer, dataset_name, against_name, latest)] if d],
+        "Dropped from this dataset")
+
+
+def second_dataset(dataset: Dataset) -> tuple[Dataset, str] | None:
+    """The optional second dataset (e.g. the test set) this one's images are looked for in."""
+    if not st.toggle("Check for leakage into a second dataset (e.g. the test set)", key=f"{PREFIX}_leak_on",
+                     help="Images of this dataset that also occur, exactly or nearly, in the second one: a model "
+                          "trained here and tested there would be scored on images it has seen."):
+        return None
+    path = data_root_picker(f"{PREFIX}_against", "Second dataset")
+    if path is None:
+        return None
+    if Path(path).resolve() == Path(dataset.source).resolve():
+        st.info("Pick a different dataset than the one reviewed to check for leakage.")
+        return None
+    try:
+        return open_dataset(path), dataset_label(path)
+    except BloodcellError as error:
+        st.error(state.one_line(error))
+        return None
+
+
+def show_leak(leak: LeakedImage, dataset: Dataset, against: Dataset, names: tuple[str, str],
+              latest: dict[str, Decision], reviewer: str | None) -> None:
+    """One leaked pair side by side: this dataset's image (with its decision) and its copy in the other."""
+    dataset_name, against_name = names
+    with st.container(border=True):
+        st.markdown(f"**{state.md_escape(leak.detail.capitalize())}**")
+        mine, theirs = st.columns(2)
+        with mine:
+            review_widgets.show_image(dataset, leak.image, latest,
+                                      [f"This dataset · label **{state.md_escape(leak.image.label)}**"])
+        with theirs:
+            where = f"{state.md_escape(against_name)} · label **{state.md_escape(leak.other_label)}**"
+            review_widgets.show_image(against, ReviewImage(leak.other_path, leak.other_label, None), {}, [where])
+        if reviewer is not None and leak.image.image_hash is not None:
+            st.button("Drop from this dataset", key=f"{PREFIX}_leakdrop_{leak.key}", icon=":material/delete:",
+                      help="The export then leaves this image out of this dataset",
+                      on_click=on_leak_drop, args=(dataset_name, against_name, leak))
+
+
+def show_leakage(report: dict, dataset: Dataset, against: tuple[Dataset, str], dataset_name: str,
+                 reviewer: str | None) -> None:
+    """The leakage section: how many images leaked, then the pairs (undecided first)."""
+    other, against_name = against
+    leakage = report.get("leakage") or {}
+    st.subheader(f"Leakage into {state.md_escape(against_name)}")
+    leaks = leaked_images(report, review_widgets.report_hashes(dataset, report))
+    if not leaks:
+        st.success(f"No image of this dataset also occurs in {state.md_escape(against_name)} "
+                   f"({leakage.get('n_other', len(other)):,} images checked).")
+        return
+    st.warning(f"{leakage.get('n_images_leaked', len(leaks)):,} image(s) of this dataset also occur in "
+               f"{state.md_escape(against_name)} ({len(leaks)} pair(s)): a model trained on one and tested on "
+               "the other is scored on images it has seen.")
+    latest = review_widgets.latest_decisions(dataset_name)
+    if latest is None:
+        return
+    review_widgets.show_progress(queue_progress(leaks, latest), "leaked images")
+    shown = pending_first(leaks, latest, st.session_state.get(f"{PREFIX}_show_decided", False))
+    for leak in review_widgets.paginate(shown, f"{PREFIX}_leak", PER_PAGE):
+        show_leak(leak, dataset, other, (dataset_name, against_name), latest, reviewer)
 
 
 def shares_one_hash(group: DuplicateGroup) -> bool:
@@ -117,10 +193,15 @@ def main() -> None:
     if chosen is None:
         return
     dataset, dataset_name = chosen
-    report = review_widgets.duplicate_report(dataset)
+    against = second_dataset(dataset)
+    report = review_widgets.duplicate_report(dataset, against[0] if against is not None else None)
     review_widgets.show_report_problems(report, ("exact_duplicates", "near_duplicates"))
     groups = duplicate_groups(report, review_widgets.report_hashes(dataset, report))
     show_counts(report, groups)
+    if against is not None:
+        review_widgets.show_message(PREFIX)
+        show_leakage(report, dataset, against, dataset_name, access.reviewer)
+        st.subheader("Duplicates within this dataset")
     if not groups:
         st.success("No duplicates found in this dataset.")
         return

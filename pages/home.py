@@ -20,7 +20,8 @@ PAGE_LINKS = [  # (page file, label, icon, what it is for)
     ("pages/robustness.py", "Robustness", ":material/shield:",
      "How accuracy holds up under blur, stain and noise corruptions and domain shifts."),
     ("pages/duplicates.py", "Duplicates", ":material/content_copy:",
-     "Exact and near-duplicate images, and leakage between splits."),
+     "Exact and near-duplicate images, and leakage between splits: images that also occur in a second "
+     "dataset, such as the test set."),
     ("pages/outliers.py", "Outliers", ":material/scatter_plot:", "Images unlike the rest of their class."),
     ("pages/label_issues.py", "Label issues", ":material/label:", "Images whose label is probably wrong."),
     ("pages/review_log.py", "Review log", ":material/history:", "Every recorded decision: who, what, when."),
@@ -41,7 +42,7 @@ st.header("Loaded model")
 try:  # drawn from the model card: TensorFlow and the model load in the background meanwhile
     model_dir, card = state.selected_card()
 except BloodcellError as error:
-    st.error(f"The model can't be loaded: {state.one_line(error)}. Pick another model in the sidebar.")
+    st.error(state.model_problem(error))
     card = None
 if card is not None:
     st.dataframe(pd.DataFrame(list(card_overview(card).items()), columns=["Property", "Value"]),
@@ -59,7 +60,7 @@ if card is not None:
     st.caption(f"Model folder: {Path(model_dir).name}")
     status = state.model_status(model_dir)
     if status.startswith("failed: "):
-        st.error(f"The model can't be loaded: {status.removeprefix('failed: ')}. Pick another model in the sidebar.")
+        st.error(state.model_problem(status.removeprefix("failed: "), model_dir))
     elif status == "ready":
         st.caption("Model loaded and ready.")
     else:

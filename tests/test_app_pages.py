@@ -115,6 +115,8 @@ def test_model_picker_survives_a_broken_model_file(dashboard_env, tiny_model_dir
     assert not app.exception and app.session_state["app_model_dir"] == str(broken.resolve())
     errors = [e.value for e in app.error]
     assert len(errors) == 1 and "corrupt or unreadable model file" in errors[0] and "\n" not in errors[0]
+    assert errors[0].startswith("The model can't be loaded: broken/model.keras: ")  # the folder name only
+    assert str(broken.parent) not in errors[0] and str(broken.resolve().parent) not in errors[0]
     assert app.text[-1].value == "loaded=None"
     app.sidebar.selectbox(key="app_model_picker").select(str(tiny_model_dir.resolve())).run()
     assert not app.error and app.text[-1].value == "loaded=tiny-dashboard-test"
@@ -126,9 +128,11 @@ def test_pages_show_a_broken_model_as_one_line_and_keep_serving(dashboard_env, t
     app.session_state["app_model_dir"] = str(broken)  # what the sidebar picker stores
     app.run()
     assert not app.exception and "corrupt or unreadable model file" in app.error[0].value
+    assert all(str(tmp_path) not in e.value and str(tmp_path.resolve()) not in e.value for e in app.error)
     assert app.get("page_link")  # the rest of Home is still there
     app.switch_page("pages/classify.py").run()
     assert not app.exception and len(app.error) == 1 and "corrupt or unreadable" in app.error[0].value
+    assert "broken/model.keras" in app.error[0].value and str(tmp_path.resolve()) not in app.error[0].value
 
 
 # -- classify ------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -168,3 +169,53 @@ def test_classify_an_upload_in_a_real_browser(page, server, tmp_path):
     page.set_viewport_size({"width": 1400, "height": 2400})  # Streamlit scrolls inside the page: grow it
     wait_for_run(page)
     screenshot(page, "classify.png")
+
+
+def external_requests(urls: list[str], server: str) -> list[str]:
+    """The requested URLs that leave the app's own origin (data: and blob: URLs never leave the browser)."""
+    own = urllib.parse.urlsplit(server).netloc
+    return [url for url in urls if urllib.parse.urlsplit(url).scheme not in ("data", "blob")
+            and urllib.parse.urlsplit(url).netloc != own]
+
+
+APP_PATHS = ("", "/classify", "/performance", "/robustness", "/duplicates", "/outliers", "/label_issues",
+             "/review_log")
+
+
+def test_the_app_requests_nothing_from_other_hosts(page, server, tmp_path):
+    """Hospitals run the dashboard offline: every font, icon and script comes from the app itself.
+
+    Streamlit bundles the Material Symbols font it draws ``:material/...:`` icons with, but a
+    ``:material/...:`` *page icon* becomes a favicon link to fonts.gstatic.com; the app uses an emoji.
+    Every page is opened, and on Classify an upload draws the prediction chart and Grad-CAM too.
+    """
+    cell = tmp_path / "cell.png"
+    cell.write_bytes(png_bytes(synthetic_cell(96)))
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    for path in APP_PATHS:
+        page.goto(f"{server}{path}", wait_until="domcontentloaded")
+        page.locator('[data-testid="stSidebar"]').get_by_text("Model", exact=True).wait_for(timeout=WAIT_MS)
+        if path == "/classify":
+            page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files([str(cell)])
+            page.locator(".js-plotly-plot").first.wait_for(timeout=WAIT_MS)
+        wait_for_run(page)
+        page.wait_for_load_state("networkidle")
+    icons = page.eval_on_selector_all("link[rel~='icon']", "links => links.map(link => link.href)")
+    assert icons and external_requests(icons, server) == [], icons
+    assert any("MaterialSymbols" in url for url in requested), "the icon font should load, from the app"
+    assert requested and external_requests(requested, server) == []
+
+
+def test_tables_offer_no_unguarded_csv_download(page, server):
+    """client.disableDataExport: a table's own "Download as CSV" would write file names starting with
+    "=" as live formulas; the pages' CSV downloads go through bloodcell_core.outputs.safe_cell instead."""
+    page.goto(server, wait_until="domcontentloaded")
+    table = page.locator('[data-testid="stDataFrame"]').first
+    table.wait_for(timeout=WAIT_MS)
+    wait_for_run(page)
+    table.hover()
+    toolbar = page.locator('[data-testid="stElementToolbar"]').first
+    toolbar.wait_for(timeout=WAIT_MS)
+    labels = toolbar.locator("button").evaluate_all("buttons => buttons.map(b => b.getAttribute('aria-label'))")
+    assert labels and "Download as CSV" not in labels, labels

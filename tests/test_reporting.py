@@ -115,6 +115,24 @@ def test_predictions_csv_has_every_image_and_defuses_formulas():
     assert {"sha256", "crop_left", "crop_bottom", "final_label", "localised"} <= set(rows[0])
 
 
+def status_images() -> list[ClassifiedImage]:
+    """One image per status: confirmed, corrected, awaiting review (flagged, unreviewed), auto."""
+    confirmed, corrected = image("c.png", "monocyte", True), image("x.png", "monocyte")
+    confirmed.decision, corrected.decision = decision_for(confirmed, "monocyte"), decision_for(corrected, "neutrophil")
+    return [confirmed, corrected, image("w.png", "monocyte", True), image("a.png", "lymphocyte")]
+
+
+def test_one_status_rule_for_the_csv_and_the_summary():
+    images = status_images()
+    assert [i.status for i in images] == ["confirmed", "corrected", "awaiting review", "auto"]
+    rows = list(csv.DictReader(io.StringIO(predictions_csv(images, CLASSES).decode())))
+    assert [(r["status"], r["final_label"]) for r in rows] == [
+        ("confirmed", "monocyte"), ("corrected", "neutrophil"), ("awaiting review", ""), ("auto", "lymphocyte")]
+    page = summary_html(images, CLASSES, {}, "alice")
+    for row in rows:  # the summary's image rows say the same status and final label
+        assert f"<td>{row['status']}</td><td>{row['final_label']}</td>" in page
+
+
 def test_predictions_frame_of_no_images_is_empty():
     assert predictions_frame([], CLASSES).empty
     assert predictions_csv([], CLASSES) == b"\n"

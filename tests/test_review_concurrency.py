@@ -16,8 +16,14 @@ from collections import Counter
 from datetime import datetime
 
 
+import pytest
+import sqlalchemy as sa
+
 from bloodcell_core.paths import PROJECT_ROOT
-from bloodcell_core.review.store import ACTIONS, Decision, ReviewStore, make_request_id
+from bloodcell_core.review import store as store_module
+from bloodcell_core.review.auth import guarded_record
+from bloodcell_core.review.store import (ACTIONS, BUSY_MESSAGE, Decision, ReviewStore, ReviewStoreBusy,
+                                         ReviewStoreError, make_request_id)
 
 SOAK_SECONDS = float(os.environ.get("BLOODCELL_SOAK_SECONDS", "60"))
 REQUIRED_COLUMNS = ("image_hash", "dataset", "path", "action", "reviewer", "note", "created_at")
@@ -122,6 +128,90 @@ def test_16_reviewers_soak_keeps_every_acknowledged_decision_once(review_store):
     assert all(stored[rid] == 1 for rid in shared_wins)
     assert review_store.count() == len(all_acknowledged) + len(shared_wins) == sum(stored.values())
     assert_rows_complete(review_store)
+
+
+SHARED_SOAK_SECONDS = 8.0  # per pool setting and backend: the whole test stays well under 30 s
+
+
+def soak_shared_store(store: ReviewStore, seconds: float) -> tuple[set[str], set[str], list[BaseException]]:
+    """16 reviewers share ``store`` through :func:`guarded_record` for ``seconds``.
+
+    Returns (acknowledged request ids, request ids whose write raised ReviewStoreError, every other
+    exception).  A ReviewStoreError is what a page shows as one line; anything else would be a crash.
+    """
+    deadline = time.monotonic() + seconds
+    acknowledged: set[str] = set()
+    refused: set[str] = set()
+    lock = threading.Lock()
+
+    def review(thread_index: int) -> None:
+        reviewer, index = f"reviewer-{thread_index:02d}", 0
+        while time.monotonic() < deadline:
+            for request_id in (make_request_id("shared-soak", reviewer, index), make_request_id("race", index)):
+                try:
+                    written = guarded_record(store, reviewer_decision(reviewer, index, request_id), reviewer)
+                    if index % 10 == 0:
+                        store.latest(dataset="pbc")  # pages read while others write
+                except ReviewStoreError:
+                    with lock:
+                        refused.add(request_id)
+                    continue
+                if written:
+                    with lock:
+                        assert request_id not in acknowledged, "one request id acknowledged twice"
+                        acknowledged.add(request_id)
+            index += 1
+
+    return acknowledged, refused, run_threads(16, review)
+
+
+@pytest.mark.parametrize("pool", ["app-sized", "starved"])
+def test_16_threads_sharing_one_store_crash_nothing_and_lose_nothing(review_store_url, pool, monkeypatch):
+    """The app's pool never makes 16 writers wait; a starved pool answers "busy" (a ReviewStoreError)
+    instead of SQLAlchemy's TimeoutError, and in both cases no row is lost or doubled."""
+    if pool == "starved":
+        monkeypatch.setattr(store_module, "POOL_SIZE", 2)
+        monkeypatch.setattr(store_module, "POOL_MAX_OVERFLOW", 0)
+        monkeypatch.setattr(store_module, "POOL_TIMEOUT_S", 0.02)
+    with ReviewStore(review_store_url) as store:
+        acknowledged, refused, crashes = soak_shared_store(store, SHARED_SOAK_SECONDS)
+        stored = Counter(store.history()["request_id"])
+        assert_rows_complete(store)
+    print(f"\n{pool} pool: {len(acknowledged)} written, {len(refused)} refused as busy")
+    assert crashes == [], crashes[:3]
+    assert len(acknowledged) >= 16, "the soak wrote almost nothing"
+    assert all(count == 1 for count in stored.values()), "a decision was stored twice"
+    assert acknowledged <= set(stored), "an acknowledged decision is missing"
+    assert set(stored) <= acknowledged | refused, "a row nobody asked for"
+    if pool == "app-sized":
+        assert not refused, "16 threads should never wait for the app-sized pool"
+
+
+def test_a_busy_pool_is_a_one_line_store_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(store_module, "POOL_SIZE", 1)
+    monkeypatch.setattr(store_module, "POOL_MAX_OVERFLOW", 0)
+    monkeypatch.setattr(store_module, "POOL_TIMEOUT_S", 0.05)
+    decision = reviewer_decision("alice", 0, "rid-1")
+    with ReviewStore(f"sqlite:///{tmp_path / 'review.sqlite'}") as store:
+        held = store._engine.connect()  # noqa: SLF001 - another thread's connection, held
+        with pytest.raises(ReviewStoreBusy) as busy:
+            guarded_record(store, decision, "alice")
+        assert str(busy.value).startswith(BUSY_MESSAGE) and "\n" not in str(busy.value)
+        with pytest.raises(ReviewStoreBusy):
+            store.history()
+        held.close()
+        assert guarded_record(store, decision, "alice") and store.count() == 1
+
+
+def test_any_sqlalchemy_error_becomes_a_store_error(tmp_path, monkeypatch):
+    with ReviewStore(f"sqlite:///{tmp_path / 'review.sqlite'}") as store:
+        def broken_connect() -> None:
+            raise sa.exc.InvalidRequestError("something SQLAlchemy-level went wrong\nwith detail")
+
+        monkeypatch.setattr(store._engine, "connect", broken_connect)  # noqa: SLF001
+        with pytest.raises(ReviewStoreError, match="something SQLAlchemy-level went wrong") as caught:
+            store.record(reviewer_decision("alice", 0, None))
+        assert "\n" not in str(caught.value) and not isinstance(caught.value, ReviewStoreBusy)
 
 
 WRITER_SCRIPT = """

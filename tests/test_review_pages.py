@@ -144,6 +144,46 @@ def test_a_duplicate_decision_is_recorded_once_and_the_group_hidden(review_data,
     assert history(dashboard_env)["action"].tolist()[0] == "keep-one-copy" and len(history(dashboard_env)) == 3
 
 
+def test_duplicates_finds_leakage_into_a_second_dataset_and_drops_it(review_data, dashboard_env, reviewer_secrets):
+    """As ``audit --against``: an image of this dataset also in the test set is shown next to its copy."""
+    test_set = review_data.parent / "test"
+    (test_set / "lymphocyte").mkdir(parents=True)
+    (test_set / "monocyte").mkdir()
+    shutil.copy(review_data / "lymphocyte" / "lymphocyte_1.png", test_set / "lymphocyte" / "leaked.png")
+    Image.fromarray(synthetic_cell(64, seed=5555)).save(test_set / "monocyte" / "unique.png")
+    app = sign_in(open_page("duplicates", reviewer_secrets))
+    app.toggle(key="dup_leak_on").set_value(True).run()
+    assert any("Pick a different dataset" in i.value for i in app.info)  # the default is the reviewed one
+    app.selectbox(key="dup_against").select(str(test_set.resolve())).run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert "Leakage into review-root/test" in [plain(h.value) for h in app.subheader]
+    assert any("1 image(s) of this dataset also occur in review-root/test" in plain(w.value) for w in app.warning)
+    assert {"lymphocyte_1.png", "leaked.png"} <= {t.value for t in app.text}
+    buttons(app, "dup_leakdrop_")[0].click().run()
+    rows = history(dashboard_env)
+    assert rows["action"].tolist() == ["drop"] and rows["path"].iloc[0].endswith("lymphocyte_1.png")
+    assert rows["note"].iloc[0] == "leaked: also in review-root/test as leaked.png (identical bytes)"
+    assert "1 of 1 leaked images reviewed" in [p.proto.text for p in app.get("progress")]
+
+
+def test_a_busy_review_database_is_one_line_on_the_page(review_data, dashboard_env, reviewer_secrets, monkeypatch):
+    """A write refused because the store is busy (pool exhausted, lock held) says so in one line; no exception."""
+    from bloodcell_core.review.store import BUSY_MESSAGE, ReviewStoreBusy
+
+    app = sign_in(open_page("duplicates", reviewer_secrets))
+    key = buttons(app, "dup_keep_")[-1].key
+
+    def busy(self, decision):  # noqa: ANN001, ARG001
+        raise ReviewStoreBusy("could not record the decision")
+
+    monkeypatch.setattr(ReviewStore, "record", busy)
+    app.button(key=key).click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    shown = [plain(e.value) for e in app.error]
+    assert len(shown) == 1 and shown[0].startswith(BUSY_MESSAGE) and "\n" not in shown[0]
+    assert history(dashboard_env).empty
+
+
 # -- outliers and label issues -----------------------------------------------------------------
 
 def test_outliers_gallery_records_a_drop_and_draws_the_feature_map(review_data, dashboard_env, reviewer_secrets):

@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-from pathlib import Path
 from typing import Any
 
-from bloodcell_core.errors import BloodcellError
+from bloodcell_core.outputs import output_file, write_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from bloodcell_core.data.datasets import load_dataset
     from bloodcell_core.progress import tqdm_progress
 
+    out = output_file(args.out)  # before the slow part
     options: dict[str, Any] = {"outlier_method": args.outlier_method}
     if args.hamming is not None:
         options["hamming"] = args.hamming
@@ -69,14 +68,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         predictor, reason = load_predictor(args.model)
     report = run_audit(dataset, predictor, against, settings, tqdm_progress(), reason)
-    out = Path(args.out)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(report, indent=1) + "\n")
-        os.replace(temporary, out)
-    except OSError as exc:
-        raise BloodcellError(f"{out}: can't write the report ({exc.strerror or exc})") from None
+    write_text(out, json.dumps(report, indent=1) + "\n")
     print("\n".join(_summary(report)))
     print(f"report written to {out}")
     return 0
@@ -86,7 +78,7 @@ def run_export(args: argparse.Namespace) -> int:
     from bloodcell_core.audit.export import export_reviewed
     from bloodcell_core.progress import tqdm_progress
 
-    summary = export_reviewed(args.data, args.out, args.db, args.dataset_name, tqdm_progress())
+    summary = export_reviewed(args.data, output_file(args.out), args.db, args.dataset_name, tqdm_progress())
     for problem in summary.problems:
         print(f"warning: {problem}")
     print(summary.describe())

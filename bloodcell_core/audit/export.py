@@ -18,8 +18,6 @@ files for a manifest to point at.
 """
 from __future__ import annotations
 
-import csv
-import os
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,6 +28,7 @@ from bloodcell_core.classes import normalise_class_name
 from bloodcell_core.data.datasets import Dataset, load_dataset
 from bloodcell_core.data.images import content_hash, read_bytes
 from bloodcell_core.errors import DatasetError, UnreadableImageError
+from bloodcell_core.outputs import write_csv
 from bloodcell_core.progress import ProgressFn, track
 from bloodcell_core.review.store import KEEP_ONE_COPY
 
@@ -104,7 +103,7 @@ def export_manifest(dataset: Dataset, decisions: Mapping[str, Decision], out: st
         row = _row(path, labels[index], decision, summary)
         if row is not None:
             rows.append(row)
-    _write_csv(out, rows)
+    write_csv(out, rows, MANIFEST_COLUMNS)
     summary.n_written = len(rows)
     return summary
 
@@ -135,19 +134,6 @@ def _kept_copies(dataset: Dataset, hashes: dict[int, str], decisions: Mapping[st
 
 def _is_kept_path(dataset: Dataset, index: int, decision: Decision) -> bool:
     return Path(dataset.items[index]).resolve() == Path(decision.path).resolve()
-
-
-def _write_csv(out: Path, rows: list[dict[str, str]]) -> None:
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        with temporary.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(temporary, out)
-    except OSError as exc:
-        raise DatasetError(f"{out}: can't write the manifest ({exc.strerror or exc})") from None
 
 
 def export_reviewed(data: str | Path, out: str | Path, db_url: str | None = None,

@@ -96,6 +96,24 @@ class FlaggedImage:
 
 
 @dataclass(frozen=True)
+class LeakedImage:
+    """An image of this dataset that also occurs in the second dataset (``audit --against``'s leakage)."""
+
+    image: ReviewImage  # in this dataset: the one a decision is about
+    other_path: str
+    other_label: str
+    detail: str  # "identical bytes", "perceptual-hash distance 3 bits", ...
+
+    @property
+    def key(self) -> str:
+        return group_key([self.image.path, self.other_path])
+
+    @property
+    def hashes(self) -> list[str]:
+        return [self.image.image_hash] if self.image.image_hash else []
+
+
+@dataclass(frozen=True)
 class QueueProgress:
     decided: int
     total: int
@@ -143,6 +161,8 @@ def report_paths(report: Mapping[str, Any]) -> list[str]:
         for group in report.get(key, []):
             paths += group["paths"]
     paths += [entry["path"] for key in ("outliers", "label_issues") for entry in report.get(key, [])]
+    leakage = report.get("leakage") or {}
+    paths += [entry["path"] for key in ("exact", "near") for entry in leakage.get(key, [])]
     return list(dict.fromkeys(paths))
 
 
@@ -190,13 +210,14 @@ def label_issue_queue(report: Mapping[str, Any],
 
 # -- decided and progress -----------------------------------------------------------------------
 
-def is_decided(entry: DuplicateGroup | FlaggedImage, latest: Mapping[str, Decision]) -> bool:
+def is_decided(entry: DuplicateGroup | FlaggedImage | LeakedImage, latest: Mapping[str, Decision]) -> bool:
     """Every readable image of the entry has a decision (an entry with none readable never is)."""
     hashes = entry.hashes
     return bool(hashes) and all(h in latest for h in hashes)
 
 
-def queue_progress(entries: Sequence[DuplicateGroup | FlaggedImage], latest: Mapping[str, Decision]) -> QueueProgress:
+def queue_progress(entries: Sequence[DuplicateGroup | FlaggedImage | LeakedImage],
+                   latest: Mapping[str, Decision]) -> QueueProgress:
     return QueueProgress(sum(is_decided(entry, latest) for entry in entries), len(entries))
 
 
@@ -209,6 +230,28 @@ def pending_first(entries: Sequence[Any], latest: Mapping[str, Decision], show_d
 
 
 # -- building decisions ---------------------------------------------------------------------------
+
+def leaked_images(report: Mapping[str, Any],
+                  hashes: Mapping[str, tuple[str | None, str | None]]) -> list[LeakedImage]:
+    """The report's leakage pairs (exact first, then near by distance), one entry per pair."""
+    leakage = report.get("leakage") or {}
+    leaks = [LeakedImage(_image(e["path"], e["label"], hashes), e["other_path"], e["other_label"],
+                         MATCH_TEXT.get(e.get("match"), "identical")) for e in leakage.get("exact", [])]
+    leaks += [LeakedImage(_image(e["path"], e["label"], hashes), e["other_path"], e["other_label"],
+                          f"perceptual-hash distance {int(e.get('distance', 0))} bits")
+              for e in leakage.get("near", [])]
+    return leaks
+
+
+def leak_decision(leak: LeakedImage, reviewer: str, dataset: str, against: str, latest: Mapping[str, Decision],
+                  note: str = "") -> Decision | None:
+    """``drop`` this dataset's copy of a leaked image (the export then leaves it out); None if it repeats."""
+    if leak.image.image_hash is None:
+        raise BloodcellError(f"this image can't be read, so no decision can be recorded: {leak.image.problem}")
+    context = f"leaked: also in {against} as {Path(leak.other_path).name} ({leak.detail})"
+    return _decision(DUPLICATES_PAGE, leak.key, leak.image, "drop", reviewer, dataset, latest, None,
+                     _with_note(context, note))
+
 
 def _same_as_current(current: Decision | None, action: str, new_label: str | None, reviewer: str) -> bool:
     return (current is not None and current.action == action and current.reviewer == reviewer

@@ -28,9 +28,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def settings_from_args(args: argparse.Namespace) -> BenchSettings:
     from bloodcell_core.errors import BloodcellError
+    from bloodcell_core.outputs import output_folder
 
     if args.repeats < 1:
         raise BloodcellError(f"--repeats must be at least 1, got {args.repeats}")
+    output_folder(args.out_dir)  # before minutes of timing
+    if args.screenshots:
+        output_folder(args.screenshots)
     return BenchSettings(model_dir=Path(args.model) if args.model else None,
                          data_dir=Path(args.data) if args.data else None,
                          repeats=args.repeats, skip_app=args.skip_app, note=args.note,

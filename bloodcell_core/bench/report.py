@@ -14,6 +14,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from bloodcell_core.outputs import write_text
+
 REPORT_KEYS = ("schema", "machine", "conditions", "settings", "model", "data", "single_image", "localisation",
                "gradcam", "throughput", "audit", "app", "comparison", "duration_s", "checks")
 JSON_NAME = "benchmarks.json"
@@ -123,10 +125,8 @@ def _check_note(report: dict[str, Any], target: Target, measured: Any) -> str:
 def write_reports(report: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
     """Write benchmarks.json and benchmarks.md into ``out_dir``; returns their paths."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    json_path, markdown_path = out / JSON_NAME, out / MARKDOWN_NAME
-    json_path.write_text(json.dumps(report, indent=2) + "\n")
-    markdown_path.write_text(render_markdown(report))
+    json_path = write_text(out / JSON_NAME, json.dumps(report, indent=2) + "\n")
+    markdown_path = write_text(out / MARKDOWN_NAME, render_markdown(report))
     return markdown_path, json_path
 
 

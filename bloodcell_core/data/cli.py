@@ -20,8 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bloodcell_core.data.download import download
+    from bloodcell_core.outputs import output_folder
     from bloodcell_core.progress import tqdm_progress
 
+    output_folder(args.out)
     path = download(args.name, args.out, tqdm_progress())
     print(f"{path} (verified); train on it with: python -m bloodcell_core train {path} --split train "
           "--out models/mine", file=sys.stderr)

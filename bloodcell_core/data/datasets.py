@@ -20,6 +20,7 @@ from bloodcell_core.classes import CANONICAL_CLASSES, normalise_class_name, orde
 from bloodcell_core.data.images import is_image_file, load_image
 from bloodcell_core.errors import DatasetError, UnreadableImageError
 from bloodcell_core.progress import ProgressFn, track
+from bloodcell_core.outputs import unguard_cell
 
 NPZ_SPLITS = ("train", "val", "test")
 
@@ -180,14 +181,14 @@ def load_csv(path: Path) -> Dataset:
             if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
                 raise DatasetError(f"{path}: CSV manifest needs 'path' and 'label' columns")
             for row in reader:
-                image_path = Path(row["path"])
+                image_path = Path(unguard_cell(row["path"]))
                 if not image_path.is_absolute():
                     image_path = path.parent / image_path
                 if not image_path.is_file():
                     unreadable.append({"path": str(image_path), "reason": "listed in manifest but missing"})
                     continue
                 items.append(str(image_path))
-                names.append(normalise_class_name(row["label"]))
+                names.append(normalise_class_name(unguard_cell(row["label"])))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DatasetError(f"{path}: can't read CSV manifest ({exc})") from None
     if not items:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bloodcell_core.errors import DatasetError
+from bloodcell_core.outputs import ensure_folder
 from bloodcell_core.progress import ProgressFn
 
 CHUNK = 1 << 20
@@ -61,10 +62,7 @@ def download(name: str, out_dir: str | Path, progress: ProgressFn | None = None,
     target = Path(out_dir) / source.filename
     if target.is_file() and md5_of(target) == source.md5:
         return target
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DatasetError(f"{out_dir}: can't create the folder ({exc.strerror or exc})") from None
+    ensure_folder(target.parent)
     partial = target.with_name(f".{target.name}.{os.getpid()}.part")
     try:
         _fetch(source.url, partial, progress, timeout_s)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,14 +32,14 @@ def run(args: argparse.Namespace) -> int:
     from bloodcell_core.data.datasets import load_dataset
     from bloodcell_core.evaluation.evaluate import evaluate
     from bloodcell_core.inference.predictor import Predictor
+    from bloodcell_core.outputs import output_file, write_text
     from bloodcell_core.progress import tqdm_progress
 
+    out = output_file(args.out)
     predictor = Predictor.load(args.model)
     dataset = load_dataset(args.data, args.split)
     report = evaluate(dataset, predictor, tqdm_progress()).report
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_text(out, json.dumps(report, indent=2) + "\n")
     ig_mo = report["ig_to_monocyte"]
     print(f"{report['n_images']} images: accuracy {report['accuracy']:.4f}, balanced {report['balanced_accuracy']:.4f}, "
           f"ECE {report['ece']:.4f}" + (f", IG->monocyte {ig_mo:.4f}" if ig_mo is not None else "")
@@ -54,10 +53,15 @@ def run_calibrate(args: argparse.Namespace) -> int:
     from bloodcell_core.evaluation.recalibrate import recalibrate_model
     from bloodcell_core.inference.tta import parse_views
     from bloodcell_core.models.store import resolve_model_dir, save_model, write_card
+    from bloodcell_core.outputs import output_file, output_folder
     from bloodcell_core.progress import tqdm_progress
 
     tta = None if args.tta is None else parse_views(args.tta)
     model_dir = resolve_model_dir(args.model)
+    if args.out:
+        output_folder(args.out)
+    else:  # the card is rewritten in place: check that before the fit
+        output_file(model_dir / "card.json")
     predictor, card = recalibrate_model(load_dataset(args.data), model_dir, tqdm_progress(), tta)
     out = save_model(predictor.model, card, args.out) if args.out else write_card(card, model_dir)
     calibration = card["calibration"]

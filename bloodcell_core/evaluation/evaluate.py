@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from bloodcell_core.data.datasets import Dataset
+from bloodcell_core.errors import DatasetError
 from bloodcell_core.evaluation.metrics import (classification_report, coverage_curve, most_confused_pairs,
                                                reliability_curve)
 from bloodcell_core.inference.predictor import Prediction, Predictor
@@ -61,6 +62,9 @@ def evaluate(dataset: Dataset, predictor: Predictor, progress: ProgressFn | None
     indices, predictions, unreadable = predict_dataset(dataset, predictor, progress)
     known = [(i, p) for i, p in zip(indices, predictions) if dataset.classes[dataset.labels[i]] in model_index]
     unknown = [(i, p) for i, p in zip(indices, predictions) if dataset.classes[dataset.labels[i]] not in model_index]
+    if not known:  # nothing to score: a user error, not an empty-array crash in the metrics
+        raise DatasetError(f"{dataset.source}: no readable image of a class the model knows "
+                           f"({len(unreadable)} unreadable, {len(unknown)} of other classes)")
     labels = np.array([model_index[dataset.classes[dataset.labels[i]]] for i, _ in known], dtype=np.int64)
     probabilities = np.array([[p.probabilities[c] for c in predictor.classes] for _, p in known]).reshape(
         -1, len(predictor.classes))

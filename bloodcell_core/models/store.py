@@ -16,6 +16,7 @@ from typing import Any
 
 from bloodcell_core.errors import BloodcellError, ModelLoadError
 from bloodcell_core.inference.tta import card_views
+from bloodcell_core.outputs import OutputError, ensure_folder, output_folder, write_text
 from bloodcell_core.paths import default_model_dir, model_search_dirs
 
 MODEL_FILE = "model.keras"
@@ -38,25 +39,25 @@ def package_versions() -> dict[str, str]:
 
 def save_model(model: Any, card: dict[str, Any], out_dir: str | Path) -> Path:
     """Write model.keras and card.json atomically enough: temp files, then rename."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     missing = [k for k in REQUIRED_CARD_KEYS if k not in card]
     if missing:
         raise ValueError(f"model card lacks {missing}")
-    with tempfile.NamedTemporaryFile(dir=out, suffix=".keras", delete=False) as handle:
-        tmp_model = Path(handle.name)
-    model.save(tmp_model)
-    tmp_model.chmod(_file_mode())  # NamedTemporaryFile creates 0600; a model is meant to be shared
-    os.replace(tmp_model, out / MODEL_FILE)
+    out = ensure_folder(output_folder(out_dir))
+    try:
+        with tempfile.NamedTemporaryFile(dir=out, suffix=".keras", delete=False) as handle:
+            tmp_model = Path(handle.name)
+        model.save(tmp_model)
+        tmp_model.chmod(_file_mode())  # NamedTemporaryFile creates 0600; a model is meant to be shared
+        os.replace(tmp_model, out / MODEL_FILE)
+    except OSError as exc:
+        raise OutputError(f"{out / MODEL_FILE}: can't be written ({exc.strerror or exc})") from None
     return write_card(card, out)
 
 
 def write_card(card: dict[str, Any], model_dir: str | Path) -> Path:
     """Replace ``model_dir``/card.json atomically (temp file, then rename); returns the folder."""
     out = Path(model_dir)
-    tmp_card = out / f".{CARD_FILE}.tmp"
-    tmp_card.write_text(json.dumps(card, indent=2, default=_json_default) + "\n")
-    os.replace(tmp_card, out / CARD_FILE)
+    write_text(out / CARD_FILE, json.dumps(card, indent=2, default=_json_default) + "\n")
     return out
 
 

@@ -1,4 +1,4 @@
-"""A classified batch: per-image rows, the differential count and the predictions CSV."""
+"""A classified batch: per-image rows, review status, the differential count and the predictions CSV."""
 from __future__ import annotations
 
 from collections import Counter
@@ -8,9 +8,39 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bloodcell_core.inference.predictor import Prediction
+from bloodcell_core.outputs import frame_csv
 from bloodcell_core.review.store import Decision
 
-CSV_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+CONFIRMED, CORRECTED, AWAITING_REVIEW, AUTO = "confirmed", "corrected", "awaiting review", "auto"
+STATUSES = (CONFIRMED, CORRECTED, AWAITING_REVIEW, AUTO)
+
+
+def reviewed_label_of(decision: Decision | None) -> str | None:
+    """The label a reviewer gave (confirmed or corrected), None if not reviewed."""
+    if decision is None:
+        return None
+    return decision.new_label or decision.old_label
+
+
+def review_status(prediction: Prediction, decision: Decision | None = None) -> str:
+    """Where one image stands: the one rule the predictions CSV, the HTML summary and ``predict`` share.
+
+    ``confirmed`` / ``corrected``: a reviewer kept / changed the model's label; ``awaiting review``:
+    flagged needs review and nobody has decided yet; ``auto``: not flagged, not reviewed, so the
+    model's label stands on its own.
+    """
+    reviewed = reviewed_label_of(decision)
+    if reviewed is not None:
+        return CONFIRMED if reviewed == prediction.predicted else CORRECTED
+    return AWAITING_REVIEW if prediction.needs_review else AUTO
+
+
+def final_label_of(prediction: Prediction, decision: Decision | None = None) -> str:
+    """The label to use: the reviewer's, else the model's when not flagged; empty while awaiting review."""
+    status = review_status(prediction, decision)
+    if status == AWAITING_REVIEW:
+        return ""
+    return reviewed_label_of(decision) or prediction.predicted
 
 
 @dataclass
@@ -25,18 +55,22 @@ class ClassifiedImage:
     @property
     def reviewed_label(self) -> str | None:
         """The label a reviewer gave (confirmed or corrected), None if not reviewed."""
-        if self.decision is None:
-            return None
-        return self.decision.new_label or self.decision.old_label
+        return reviewed_label_of(self.decision)
+
+    @property
+    def status(self) -> str:
+        """:func:`review_status`: confirmed, corrected, awaiting review or auto."""
+        return review_status(self.prediction, self.decision)
 
     @property
     def final_label(self) -> str:
-        return self.reviewed_label or self.prediction.predicted
+        """:func:`final_label_of`: empty while the image awaits review."""
+        return final_label_of(self.prediction, self.decision)
 
     @property
     def awaiting_review(self) -> bool:
         """Flagged by the model and not yet decided by a reviewer."""
-        return self.prediction.needs_review and self.decision is None
+        return self.status == AWAITING_REVIEW
 
 
 @dataclass
@@ -76,13 +110,6 @@ def differential_count(images: Sequence[ClassifiedImage], classes: Sequence[str]
     return DifferentialCount([*classes, *extra], dict(counted), dict(awaiting))
 
 
-def _safe_cell(value: object) -> object:
-    """Neutralise spreadsheet formulas in text cells (CSV injection through file names)."""
-    if isinstance(value, str) and value.startswith(CSV_FORMULA_PREFIXES):
-        return "'" + value
-    return value
-
-
 def predictions_frame(images: Sequence[ClassifiedImage], classes: Sequence[str]) -> pd.DataFrame:
     """One row per image: prediction, review flags and reasons, decision, crop box, probabilities."""
     rows = []
@@ -98,7 +125,7 @@ def predictions_frame(images: Sequence[ClassifiedImage], classes: Sequence[str])
             "review_action": decision.action if decision else "",
             "reviewer": decision.reviewer if decision else "",
             "reviewed_at": decision.time.isoformat() if decision and decision.time else "",
-            "final_label": image.final_label, "localised": prediction.localised,
+            "status": image.status, "final_label": image.final_label, "localised": prediction.localised,
             "crop_left": box[0], "crop_top": box[1], "crop_right": box[2], "crop_bottom": box[3],
         }
         row.update({f"p_{name}": round(prediction.probabilities.get(name, 0.0), 4) for name in classes})
@@ -108,7 +135,4 @@ def predictions_frame(images: Sequence[ClassifiedImage], classes: Sequence[str])
 
 def predictions_csv(images: Sequence[ClassifiedImage], classes: Sequence[str]) -> bytes:
     """:func:`predictions_frame` as UTF-8 CSV, text cells guarded against formula injection."""
-    frame = predictions_frame(images, classes)
-    if not frame.empty:
-        frame = frame.map(_safe_cell)
-    return frame.to_csv(index=False).encode("utf-8")
+    return frame_csv(predictions_frame(images, classes)).encode("utf-8")

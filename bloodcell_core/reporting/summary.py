@@ -46,20 +46,16 @@ def _differential_section(images: Sequence[ClassifiedImage], classes: Sequence[s
             f"<table>{''.join(rows)}</table>")
 
 
-def _review_text(image: ClassifiedImage) -> str:
-    decision = image.decision
-    if decision is None:
-        return "awaiting review" if image.prediction.needs_review else ""
-    verb = "confirmed" if decision.action == "confirm-prediction" else f"corrected to {decision.new_label}"
-    return f"{verb} by {decision.reviewer}"
-
-
 def _images_section(images: Sequence[ClassifiedImage]) -> str:
-    rows = [_row(["File", "Predicted", "Confidence", "Needs review", "Review"], header=True)]
+    """One row per image; Status and Final label follow :func:`~bloodcell_core.reporting.batch.review_status`."""
+    rows = [_row(["File", "Predicted", "Confidence", "Needs review", "Status", "Final label", "Reviewed by"],
+                 header=True)]
     for image in images:
         flag = "; ".join(image.prediction.review_reasons) if image.prediction.needs_review else ""
+        reviewer = image.decision.reviewer if image.decision is not None else ""
         rows.append(_row([image.name, image.prediction.predicted, f"{image.prediction.confidence:.1%}",
-                          flag, _review_text(image)], [False, False, True, False, False]))
+                          flag, image.status, image.final_label, reviewer],
+                         [False, False, True, False, False, False, False]))
     return f"<h2>Images</h2><table>{''.join(rows)}</table>"
 
 

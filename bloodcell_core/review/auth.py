@@ -287,7 +287,9 @@ def session_identity(secrets: Mapping[str, Any], session: Mapping[str, Any],
 def guarded_record(store: ReviewStore, decision: Decision, reviewer: str | None) -> bool:
     """Record ``decision`` as ``reviewer`` (the signed-in identity, replacing whatever it carried).
 
-    Raises BloodcellError when nobody is signed in, so no page can write anonymously.
+    Raises BloodcellError when nobody is signed in, so no page can write anonymously, and
+    ReviewStoreError (ReviewStoreBusy: "the review database is busy, try again") when the store
+    can't take the write; pages show either as one line.
     """
     if not reviewer or not str(reviewer).strip():
         raise BloodcellError("sign in to record decisions")

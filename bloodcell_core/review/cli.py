@@ -76,16 +76,18 @@ def run_hash_password(args: argparse.Namespace) -> int:
 
 
 def run_review_export(args: argparse.Namespace) -> int:
+    from bloodcell_core.outputs import frame_csv, output_file, write_text
     from bloodcell_core.review.store import ReviewStore
 
+    if args.out is not None:
+        output_file(args.out)
     with ReviewStore() as store:
         history = store.history(reviewer=args.reviewer, action=args.action, dataset=args.dataset, since=args.since)
         where = store.where
-    csv_text = history.to_csv(index=False)
+    csv_text = frame_csv(history)
     if args.out is None:
         sys.stdout.write(csv_text)
         return 0
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(csv_text, encoding="utf-8")
+    write_text(args.out, csv_text)
     print(f"wrote {len(history)} decisions from {where} to {args.out}", file=sys.stderr)
     return 0

@@ -54,6 +54,13 @@ ACTIONS = ("keep", KEEP_ONE_COPY, "drop", "relabel", "not-duplicate", "confirm-p
 ACTIONS_NEEDING_NEW_LABEL = ("relabel", "correct-prediction")
 SCHEMA_VERSION = 1
 SQLITE_BUSY_TIMEOUT_S = 30.0
+# Connection pool, sized for the app: Streamlit runs one script thread per active session (plus
+# button callbacks), all sharing one store; 16 concurrent writers must never queue for a pooled
+# connection.  PostgreSQL counts these per app instance against its max_connections (default 100).
+POOL_SIZE = 16
+POOL_MAX_OVERFLOW = 16
+POOL_TIMEOUT_S = 10.0  # then "busy, try again" rather than a click hanging
+BUSY_MESSAGE = "the review database is busy, try again"
 HISTORY_COLUMNS = ["id", "time", "dataset", "image_hash", "path", "action",
                    "old_label", "new_label", "reviewer", "note", "request_id"]
 _PG_SCHEMA_LOCK_KEY = 0x626C6F6F64  # any constant; serialises schema set-up across app instances
@@ -61,6 +68,13 @@ _PG_SCHEMA_LOCK_KEY = 0x626C6F6F64  # any constant; serialises schema set-up acr
 
 class ReviewStoreError(BloodcellError):
     """The review database can't be opened or written, or a decision is invalid."""
+
+
+class ReviewStoreBusy(ReviewStoreError):
+    """Every pooled connection is in use, or the database stayed locked: nothing was written; retry."""
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(BUSY_MESSAGE + (f" ({detail})" if detail else ""))
 
 
 @dataclass
@@ -227,6 +241,27 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
 
 
+def _pool_options() -> dict[str, object]:
+    """QueuePool settings (read at call time, so tests can shrink the pool)."""
+    return {"pool_size": POOL_SIZE, "max_overflow": POOL_MAX_OVERFLOW,
+            "pool_timeout": POOL_TIMEOUT_S}
+
+
+def _first_line(error: BaseException) -> str:
+    """The driver's message (or SQLAlchemy's) without SQLAlchemy's multi-line background text."""
+    original = getattr(error, "orig", None)
+    text = str(original if original is not None else error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _is_busy(error: exc.SQLAlchemyError) -> bool:
+    """A pool timeout, or SQLite's lock still held after the busy timeout."""
+    if isinstance(error, exc.TimeoutError):
+        return True
+    text = _first_line(error).lower()
+    return isinstance(error, exc.OperationalError) and ("database is locked" in text or "database is busy" in text)
+
+
 def _create_engine(url: URL) -> Engine:
     backend = url.get_backend_name()
     try:
@@ -234,14 +269,17 @@ def _create_engine(url: URL) -> Engine:
             if not url.database or url.database == ":memory:":
                 raise ReviewStoreError("the review store needs a database file, not an in-memory SQLite database")
             Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+            engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}, **_pool_options())
             _configure_sqlite(engine)
             return engine
         if backend == "postgresql":
-            return sa.create_engine(url, pool_pre_ping=True)
+            return sa.create_engine(url, pool_pre_ping=True, **_pool_options())
     except (exc.NoSuchModuleError, ImportError) as error:
         raise ReviewStoreError(f"the database driver for {url.drivername} is not installed "
                                f"(pip install 'psycopg[binary]'): {error}") from None
+    except exc.SQLAlchemyError as error:
+        raise ReviewStoreError(f"review database {url.render_as_string(hide_password=True)}: "
+                               f"{_first_line(error)}") from None
     raise ReviewStoreError(f"unsupported review database {backend!r}: use sqlite or postgresql+psycopg")
 
 
@@ -273,12 +311,14 @@ class ReviewStore:
 
     @contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
-        """Database failures (locked, disk full, server gone, not a database) as one-line errors."""
+        """Every SQLAlchemy failure (pool exhausted, locked, disk full, server gone, not a database) as a
+        one-line ReviewStoreError; a busy pool or lock as :class:`ReviewStoreBusy`."""
         try:
             yield
-        except exc.DBAPIError as error:
-            reason = str(error.orig).strip().splitlines()[0] if error.orig is not None else str(error)
-            raise ReviewStoreError(f"review database {self.where}: could not {doing}: {reason}") from None
+        except exc.SQLAlchemyError as error:
+            if _is_busy(error):
+                raise ReviewStoreBusy(f"could not {doing}") from None
+            raise ReviewStoreError(f"review database {self.where}: could not {doing}: {_first_line(error)}") from None
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -398,8 +438,10 @@ class ReviewStore:
         return frame
 
     def to_csv(self, **filters: object) -> bytes:
-        """The history (same filters as :meth:`history`) as UTF-8 CSV, for download."""
-        return self.history(**filters).to_csv(index=False).encode("utf-8")
+        """The history (same filters as :meth:`history`) as UTF-8 CSV, for download, formula-safe."""
+        from bloodcell_core.outputs import frame_csv
+
+        return frame_csv(self.history(**filters)).encode("utf-8")
 
     def count(self, dataset: str | None = None) -> int:
         query = sa.select(sa.func.count()).select_from(decisions_table)

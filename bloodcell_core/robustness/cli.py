@@ -112,14 +112,13 @@ def run(args: argparse.Namespace) -> int:
     from bloodcell_core.data.datasets import load_dataset
     from bloodcell_core.errors import BloodcellError
     from bloodcell_core.inference.predictor import Predictor
+    from bloodcell_core.outputs import output_file, write_text
     from bloodcell_core.progress import tqdm_progress
     from bloodcell_core.robustness.benchmark import run_robustness, run_shift_bench
 
     if args.max_images < 0:
         raise BloodcellError(f"--max-images must be >= 0, got {args.max_images}")
-    out = Path(args.out)
-    if out.is_dir():
-        raise BloodcellError(f"{out}: is a folder; --out needs a file name such as report.json")
+    out = output_file(args.out)
     dataset = load_dataset(args.data, args.split)
     predictor = Predictor.load(args.model)
     max_images = args.max_images or None
@@ -130,11 +129,7 @@ def run(args: argparse.Namespace) -> int:
         report = run_shift_bench(dataset, predictor, max_images, args.seed, progress=tqdm_progress())
         summary = shift_summary(report)
     report["data"] = str(args.data)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        out.write_text(json.dumps(report, indent=2) + "\n")
-    except OSError as exc:
-        raise BloodcellError(f"{out}: can't write report ({exc.strerror})") from None
+    write_text(out, json.dumps(report, indent=2) + "\n")
     print(summary)
     print(f"wrote {out}")
     if args.record:

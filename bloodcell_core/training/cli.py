@@ -84,7 +84,10 @@ def run(args: argparse.Namespace) -> int:
     from bloodcell_core.training.resume import save_run
     from bloodcell_core.training.train import train
 
+    from bloodcell_core.outputs import output_folder
+
     settings = _run_settings(args)
+    output_folder(settings["out"])  # before hours of training
     config = TrainConfig(**settings["config"])
     _check_config(config)
     datasets = [load_dataset(path, settings.get("split")) for path in settings["data"]]
