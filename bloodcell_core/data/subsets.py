@@ -24,10 +24,11 @@ def labels_in_classes(dataset: Dataset, classes: Sequence[str]) -> np.ndarray:
     return mapping[dataset.labels] if len(dataset) else np.zeros(0, dtype=np.int64)
 
 
-def _item_key(item: str) -> str:
-    """``class_folder/file`` -- matches card paths recorded on another machine or root."""
+def _item_key(item: str, depth: int = 2) -> str:
+    """``class_folder/file`` (``depth`` 2) -- matches card paths recorded on another machine or root;
+    ``dataset_folder/class_folder/file`` (3) tells two laboratories with the same file names apart."""
     parts = Path(item).parts
-    return "/".join(parts[-2:])
+    return "/".join(parts[-depth:])
 
 
 def validation_indices(dataset: Dataset, validation_items: Sequence[str]) -> np.ndarray:
@@ -87,11 +88,14 @@ def is_training_source(card: Mapping[str, Any], dataset: Dataset) -> bool:
 
 def seen_in_training(card: Mapping[str, Any], dataset: Dataset) -> bool:
     """True when the model trained on any of ``dataset``: it is a training source, or some of its
-    items are among the card's ``validation_items`` (the held-out part of a training source)."""
+    items are among the card's ``validation_items`` (the held-out part of a training source, so the
+    dataset is, or contains, part of one).  Cards of multi-source models list every source."""
     if is_training_source(card, dataset):
         return True
-    listed = card.get("validation_items") or []
-    return bool(listed) and len(validation_indices(dataset, listed)) > 0
+    # dataset_folder/class_folder/file, not validation_indices' class_folder/file: other laboratories'
+    # files are often named alike (1.jpg, 2.jpg); a moved or renamed copy still matches by fingerprint.
+    keys = {_item_key(str(item), 3) for item in card.get("validation_items") or []}
+    return bool(keys) and any(_item_key(item, 3) in keys for item in dataset.items)
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,8 @@ def classification_report(probabilities: np.ndarray, labels: np.ndarray, classes
     """The evaluate report's metric keys (see the evaluate command) for known-class images."""
     n_classes = len(classes)
     predicted = probabilities.argmax(axis=1)
-    matrix = confusion_matrix(labels, predicted, labels=np.arange(n_classes))
+    matrix = (confusion_matrix(labels, predicted, labels=np.arange(n_classes)) if len(labels)
+              else np.zeros((n_classes, n_classes), dtype=np.int64))  # nothing readable: callers say so
     total = matrix.sum()
     per_class = {}
     for i, name in enumerate(classes):
