@@ -17,7 +17,7 @@ from bloodcell_core.reporting.performance import (compare_frame, confusion_pairs
                                                   misclassified, per_class_frame, sample_dataset,
                                                   threshold_point)
 from dashboard import charts, state
-from dashboard.datasets import data_root_picker, dataset_label, open_dataset
+from dashboard.datasets import data_root_picker, dataset_label, held_out_choice, open_dataset
 
 DEFAULT_SAMPLE = 1000
 GALLERY_PER_PAGE = 12
@@ -190,8 +190,11 @@ def main() -> None:
     except BloodcellError as error:
         st.error(state.one_line(error))
         return
+    scored = held_out_choice(dataset, predictor.card, "perf_training_images")
+    if scored is None:
+        return
     size = int(sample_size) or None
-    sample = sample_dataset(dataset, size)
+    sample = sample_dataset(scored, size)
     other = None
     if other_dir is not None:
         try:
