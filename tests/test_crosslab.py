@@ -174,3 +174,19 @@ def test_seen_in_training_matches_source_paths_and_validation_items(lab, monkeyp
     assert not seen_in_training({"validation_items": ["/data/other-lab/monocyte/monocyte_1.png"]}, dataset)
     unseen = held_out_split({}, dataset)
     assert not unseen.seen and unseen.n_training == 0 and len(unseen.held_out) == 4
+
+
+# -- the shipped model and the shared laboratories ------------------------------------------------
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is missing (the real laboratories)")
+def test_the_shipped_model_saw_pbc_dev_and_neither_other_laboratory():
+    from bloodcell_core.models.store import read_card, resolve_model_dir
+
+    card = read_card(resolve_model_dir(None))
+    pbc = held_out_split(card, load_dataset(SHARED / "pbc-dev"))
+    assert pbc.seen and len(pbc.held_out) == len(card["validation_items"]) == card["data"]["n_validation"]
+    for lab in ("lisc", "bionet"):
+        assert not seen_in_training(card, load_dataset(SHARED / lab)), lab
