@@ -96,9 +96,9 @@ def crosslab_section(dataset: Dataset, predictor: Predictor, progress: ProgressF
     image is classified, when the dataset includes training images.  Raises DatasetError (one
     line) for a dataset with no images, none of the model's classes, or no readable image.
     """
-    _check_scorable(dataset, predictor)
     seen = seen_in_training(predictor.card, dataset)
     scored, split, warning = choose_held_out(predictor.card, dataset, held_out_only)
+    _check_scorable(scored, predictor)
     if warning and warn is not None:
         warn(warning)
     evaluation = evaluate(scored, predictor, _labelled(progress, dataset_name(dataset)))
