@@ -190,3 +190,17 @@ def test_the_shipped_model_saw_pbc_dev_and_neither_other_laboratory():
     assert pbc.seen and len(pbc.held_out) == len(card["validation_items"]) == card["data"]["n_validation"]
     for lab in ("lisc", "bionet"):
         assert not seen_in_training(card, load_dataset(SHARED / lab)), lab
+
+
+def test_a_manifest_mixing_a_training_source_with_another_lab_keeps_the_other_lab(lab, tmp_path):
+    other = write_class_folders(tmp_path / "other-lab", ["lymphocyte"], per_class=3, size=32)
+    manifest = tmp_path / "mixed.csv"
+    rows = [f"{path},{path.parent.name}" for folder in (lab, other) for path in sorted(folder.rglob("*.png"))]
+    manifest.write_text("path,label\n" + "\n".join(rows) + "\n")
+    dataset = load_dataset(manifest)
+    card = {"data": {"source": "/somewhere/lab", "fingerprint": "0" * 16},
+            "validation_items": ["/somewhere/lab/monocyte/monocyte_1.png"]}
+    split = held_out_split(card, dataset)
+    assert split.seen and split.n_training == 3  # lab's 4 images but the held-out one
+    kept = {Path(dataset.items[i]).relative_to(tmp_path).as_posix() for i in split.held_out}
+    assert kept == {"lab/monocyte/monocyte_1.png", *(f"other-lab/lymphocyte/lymphocyte_{i}.png" for i in range(3))}

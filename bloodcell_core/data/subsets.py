@@ -113,13 +113,25 @@ class HeldOutSplit:
         return self.n_images - len(self.held_out)
 
 
+def _contained_held_out(card: Mapping[str, Any], dataset: Dataset) -> np.ndarray:
+    """Of a dataset that contains part of a training source (a manifest mixing laboratories), the
+    images the model never trained on: those not from the source's folder, and the held-out ones."""
+    keys = {_item_key(str(item), 3) for item in card.get("validation_items") or []}
+    folders = {key.split("/")[0] for key in keys if key.count("/") == 2}
+    return np.array([i for i, item in enumerate(dataset.items)
+                     if _item_key(item, 3) in keys or _item_key(item, 3).split("/")[0] not in folders],
+                    dtype=np.int64)
+
+
 def held_out_split(card: Mapping[str, Any], dataset: Dataset) -> HeldOutSplit:
     """Split ``dataset`` into the model's held-out images and (implicitly) its training images."""
-    if not seen_in_training(card, dataset):
-        return HeldOutSplit(len(dataset), False, np.arange(len(dataset)))
-    listed = card.get("validation_items") or []
-    held_out = validation_indices(dataset, listed) if listed else np.zeros(0, dtype=np.int64)
-    return HeldOutSplit(len(dataset), True, held_out)
+    if is_training_source(card, dataset):
+        listed = card.get("validation_items") or []
+        held_out = validation_indices(dataset, listed) if listed else np.zeros(0, dtype=np.int64)
+        return HeldOutSplit(len(dataset), True, held_out)
+    if seen_in_training(card, dataset):
+        return HeldOutSplit(len(dataset), True, _contained_held_out(card, dataset))
+    return HeldOutSplit(len(dataset), False, np.arange(len(dataset)))
 
 
 def held_out_caption(split: HeldOutSplit) -> str:

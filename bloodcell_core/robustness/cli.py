@@ -136,8 +136,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.is_dir():
         raise BloodcellError(f"{out}: is a folder; --out needs a file name such as report.json")
+    dataset = load_dataset(args.data, args.split)
     predictor = Predictor.load(args.model)
-    dataset = _held_out_rule(args, load_dataset(args.data, args.split), predictor.card)
+    dataset = _held_out_rule(args, dataset, predictor.card)
     max_images = args.max_images or None
     if args.bench == "robustness":
         report = run_robustness(dataset, predictor, max_images, args.seed, progress=tqdm_progress())
