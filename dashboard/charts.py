@@ -32,27 +32,30 @@ def probability_bars(top: Sequence[tuple[str, float]], title: str = "Top probabi
 
 def confusion_matrix_figure(matrix: Sequence[Sequence[int]], classes: Sequence[str], normalise: bool = False,
                             title: str = "Confusion matrix",
-                            highlight: Sequence[tuple[str, str]] = HIGHLIGHT_PAIRS) -> go.Figure:
+                            highlight: Sequence[tuple[str, str]] = HIGHLIGHT_PAIRS,
+                            rows: Sequence[str] | None = None, height: int = 480) -> go.Figure:
     """Heatmap of true (rows) versus predicted (columns); the ``highlight`` cells are outlined.
 
-    ``normalise`` divides each row by its total (recall on the diagonal).
+    ``normalise`` divides each row by its total (recall on the diagonal).  ``rows`` names the
+    true classes when they are fewer than the predicted ``classes`` (another laboratory's set).
     """
-    counts = np.asarray(matrix, dtype=float)
+    row_names = list(classes if rows is None else rows)
+    counts = np.asarray(matrix, dtype=float).reshape(len(row_names), len(classes))
     values = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) if normalise else counts
     text = [[f"{v:.0%}" if normalise else f"{int(v)}" for v in row] for row in values]
     fig = go.Figure(go.Heatmap(
-        z=values, x=list(classes), y=list(classes), text=text, texttemplate="%{text}",
+        z=values, x=list(classes), y=row_names, text=text, texttemplate="%{text}",
         colorscale="Purples", showscale=False,
         hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", title="true class")
     fig.update_xaxes(title="predicted class", side="bottom")
     for true, predicted in highlight:
-        if true in classes and predicted in classes:
-            row, col = list(classes).index(true), list(classes).index(predicted)
+        if true in row_names and predicted in classes:
+            row, col = row_names.index(true), list(classes).index(predicted)
             fig.add_shape(type="rect", x0=col - 0.5, x1=col + 0.5, y0=row - 0.5, y1=row + 0.5,
                           line=dict(color=FLAG, width=3))
     fig.update_layout(title=title)
-    return _compact(fig, 480)
+    return _compact(fig, height)
 
 
 def reliability_figure(reliability: dict[str, list], ece: float | None, title: str = "Reliability") -> go.Figure:

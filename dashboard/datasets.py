@@ -8,11 +8,14 @@ The functions above the widgets section are plain Python, testable without Strea
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
 from bloodcell_core.data.datasets import Dataset, load_dataset
+from bloodcell_core.data.subsets import held_out_caption, held_out_split
 from bloodcell_core.data.images import is_image_file
 from bloodcell_core.errors import DatasetError
 from bloodcell_core.paths import SHARED_DEV_DATA, data_roots
@@ -146,6 +149,18 @@ def open_dataset(path: Path) -> Dataset:
     return _load_dataset(dataset_key(path), str(path.resolve()))
 
 
+def open_all_datasets() -> dict[str, Dataset]:
+    """Every dataset under the data roots that opens, by its menu label (the others are left out:
+    the dataset picker says why when one is picked)."""
+    opened = {}
+    for path in find_datasets():
+        try:
+            opened[dataset_label(path)] = open_dataset(path)
+        except DatasetError:
+            continue
+    return opened
+
+
 def data_root_picker(key: str, label: str = "Dataset", container=None) -> Path | None:
     """A selectbox of the datasets under the data roots, plus a checked typed path.
 
@@ -175,3 +190,30 @@ def data_root_picker(key: str, label: str = "Dataset", container=None) -> Path |
     except DatasetError as error:
         where.error(str(error))
         return None
+
+
+TRAINING_IMAGES_LABEL = "Include the model's training images (not a fair test)"
+
+
+def held_out_choice(dataset: Dataset, card: Mapping[str, Any], key: str) -> Dataset | None:
+    """The pages' held-out rule: of a dataset the model trained on, only the card's held-out
+    images, unless the user ticks ``key`` to score training images too (labelled unfair).
+
+    Returns the dataset to score, or None (with a warning drawn) when nothing fair is left.
+    """
+    split = held_out_split(card, dataset)
+    if split.n_training == 0:
+        return dataset
+    include = st.checkbox(TRAINING_IMAGES_LABEL, key=key,
+                          help="The model learned these images: scoring them shows how well it remembers, "
+                               "not how well it does on new cells.")
+    if include:
+        st.warning(f"Scoring all {split.n_images:,} images, {split.n_training:,} of which the model trained "
+                   "on: not a fair test, the figures flatter the model.")
+        return dataset
+    if not len(split.held_out):
+        st.warning("The model trained on this dataset and its card lists none of its images as held out, so "
+                   "nothing here is a fair test. Pick another dataset.")
+        return None
+    st.caption(held_out_caption(split))
+    return dataset.subset(split.held_out)

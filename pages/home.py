@@ -18,7 +18,7 @@ PAGE_LINKS = [  # (page file, label, icon, what it is for)
      "Confusion matrix (IG/monocyte outlined), per-class metrics, calibration, accuracy versus coverage, "
      "misclassified images; compare two models."),
     ("pages/robustness.py", "Robustness", ":material/shield:",
-     "How accuracy holds up under blur, stain and noise corruptions and domain shifts."),
+     "How accuracy holds up under blur, stain and noise corruptions, and on other laboratories' images."),
     ("pages/duplicates.py", "Duplicates", ":material/content_copy:",
      "Exact and near-duplicate images, and leakage between splits: images that also occur in a second "
      "dataset, such as the test set."),

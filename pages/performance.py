@@ -17,7 +17,7 @@ from bloodcell_core.reporting.performance import (compare_frame, confusion_pairs
                                                   misclassified, per_class_frame, sample_dataset,
                                                   threshold_point)
 from dashboard import charts, state
-from dashboard.datasets import data_root_picker, dataset_label, open_dataset
+from dashboard.datasets import data_root_picker, dataset_label, held_out_choice, open_dataset
 
 DEFAULT_SAMPLE = 1000
 GALLERY_PER_PAGE = 12
@@ -171,6 +171,27 @@ def comparison_choice(model_dir: Path) -> Path | None:
     return None if choice == NO_COMPARISON else Path(choice)
 
 
+def open_scored(dataset_path: Path, card: dict) -> tuple[Dataset, Dataset] | None:
+    """(the dataset, the part to score: its held-out images when the model trained on it), or None."""
+    try:
+        dataset = open_dataset(dataset_path)
+    except BloodcellError as error:
+        st.error(state.one_line(error))
+        return None
+    scored = held_out_choice(dataset, card, "perf_training_images")
+    return None if scored is None else (dataset, scored)
+
+
+def comparison_predictor(other_dir: Path | None) -> Predictor | None:
+    if other_dir is None:
+        return None
+    try:
+        return state.load_predictor(other_dir)
+    except Exception as error:  # noqa: BLE001 (a broken second model must not break the page)
+        st.error(f"The comparison model can't be loaded: {state.one_line(error)}")
+        return None
+
+
 def main() -> None:
     state.require_view()
     st.title("Model performance")
@@ -183,21 +204,13 @@ def main() -> None:
                                            key="perf_sample")
     with compare_column:
         other_dir = comparison_choice(model_dir)
-    if dataset_path is None:
+    opened = open_scored(dataset_path, predictor.card) if dataset_path is not None else None
+    if opened is None:
         return
-    try:
-        dataset = open_dataset(dataset_path)
-    except BloodcellError as error:
-        st.error(state.one_line(error))
-        return
+    dataset, scored = opened
     size = int(sample_size) or None
-    sample = sample_dataset(dataset, size)
-    other = None
-    if other_dir is not None:
-        try:
-            other = state.load_predictor(other_dir)
-        except Exception as error:  # noqa: BLE001 (a broken second model must not break the page)
-            st.error(f"The comparison model can't be loaded: {state.one_line(error)}")
+    sample = sample_dataset(scored, size)
+    other = comparison_predictor(other_dir)
     label = dataset_label(dataset_path)
     st.caption(f"{label}: {len(dataset):,} images, {len(dataset.classes)} classes; evaluating {len(sample):,}.")
 

@@ -3,7 +3,12 @@
 Curves of accuracy against severity (one line per corruption), a corruption x class heatmap
 of lost recall, the Gaussian-noise curve of the original report, and a gallery to watch one
 image's prediction and Grad-CAM change as a corruption gets worse.  Results are computed once
-per model, dataset and sample; a second model can be benchmarked on the same images.
+per model, dataset and sample; a second model can be benchmarked on the same images.  Of a
+dataset the model trained on, only the card's held-out images are used unless the user asks.
+
+"Other laboratories": the model on every other dataset under the data roots (its training
+sources left out), through ``bloodcell_core.evaluation.crosslab``: a table, a confusion matrix
+per laboratory and its most confident errors.
 """
 from __future__ import annotations
 
@@ -20,8 +25,9 @@ from bloodcell_core.inference.predictor import Prediction, Predictor
 from bloodcell_core.reporting.images import explained_crop
 from bloodcell_core.robustness.benchmark import run_robustness, stratified_sample
 from dashboard import charts, state
+from dashboard import crosslab_view as labs_view
 from dashboard import robustness_view as view
-from dashboard.datasets import data_root_picker, dataset_label, open_dataset
+from dashboard.datasets import data_root_picker, dataset_label, held_out_choice, open_all_datasets, open_dataset
 
 PREFIX = "rob"
 DEFAULT_SAMPLE = 200  # 62 corrupted copies of each image: 73 s for 200 images (compact model, 2-core CPU, measured)
@@ -29,6 +35,8 @@ NO_COMPARISON = "(none)"
 GALLERY_KEY = "rob_gallery"  # {model key|item|corruption|level|seed: (corrupted image, Prediction)}
 GALLERY_MAX = 500  # images offered in the gallery picker
 MEAN = "mean over severities"
+LABS_TILES_KEY = "rob_labs_tiles"  # {model key|laboratory|fingerprint: [(crop, caption)]}
+LABS_GALLERY = 8  # error tiles shown per laboratory
 
 
 def benchmark(predictor: Predictor, model_dir: Path, dataset: Dataset, sample_size: int, seed: int,
@@ -149,14 +157,9 @@ def show_severity_strip(predictor: Predictor, model_dir: Path, dataset: Dataset,
         column.caption(f"{view.level_text(name, level)}: **{prediction.predicted}** ({prediction.confidence:.0%})")
 
 
-def main() -> None:
-    state.require_view()
-    st.title("Robustness")
-    st.caption("Accuracy on corrupted copies of held-out images: blur, pixelation, JPEG artefacts, brightness, "
-               "contrast, saturation, stain deposits, bubbles (MedMNIST-C, bloodmnist parameters) and "
-               "Gaussian noise.")
-    predictor = state.predictor_or_stop()
-    model_dir = state.selected_model_dir()
+def corruption_inputs(predictor: Predictor, model_dir: Path
+                      ) -> tuple[Dataset, int, int, Predictor | None, Path | None] | None:
+    """The benchmark's widgets: (dataset to score, sample size, seed, second model, its folder), or None."""
     data_column, size_column, seed_column, compare_column = st.columns([2, 1, 0.6, 2])
     with data_column:
         dataset_path = data_root_picker(f"{PREFIX}_dataset", "Labelled dataset")
@@ -168,27 +171,38 @@ def main() -> None:
     with compare_column:
         other_dir = comparison_choice(model_dir)
     if dataset_path is None:
-        return
+        return None
     try:
         dataset = open_dataset(dataset_path)
     except BloodcellError as error:
         st.error(state.one_line(error))
-        return
+        return None
     other = None
     if other_dir is not None:
         try:
             other = state.load_predictor(other_dir)
         except Exception as error:  # noqa: BLE001 (a broken second model must not break the page)
             st.error(f"The comparison model can't be loaded: {state.one_line(error)}")
-    n_used = min(sample_size or len(dataset), len(dataset))
+    scored = held_out_choice(dataset, predictor.card, f"{PREFIX}_training_images")
+    if scored is None:
+        return None
+    n_used = min(sample_size or len(scored), len(scored))
     st.caption(f"{state.md_escape(dataset_label(dataset_path))}: {len(dataset):,} images; benchmarking {n_used:,}.")
+    return scored, sample_size, seed, other, other_dir if other is not None else None
 
+
+def corruption_section(predictor: Predictor, model_dir: Path) -> None:
+    inputs = corruption_inputs(predictor, model_dir)
+    if inputs is None:
+        return
+    dataset, sample_size, seed, other, other_dir = inputs
     report = benchmark(predictor, model_dir, dataset, sample_size, seed, compute=False)
     second = benchmark(other, other_dir, dataset, sample_size, seed, compute=False) if other is not None else None
     if report is None or (other is not None and second is None):
         prompt = st.empty()
         with prompt.container():
             if not st.button("Run the benchmark", type="primary", key=f"{PREFIX}_run", icon=":material/play_arrow:"):
+                n_used = min(sample_size or len(dataset), len(dataset))
                 st.info(f"Press the button to classify {n_used:,} images under 62 corruption settings"
                         f"{' with both models' if other is not None else ''}. Results are kept per model, dataset "
                         "and sample until the app restarts.")
@@ -201,9 +215,14 @@ def main() -> None:
     except BloodcellError as error:
         st.error(state.one_line(error))
         return
-
     names = model_names(predictor.name, other.name if other is not None else None)
-    reports = dict(zip(names, [report, second] if second is not None else [report]))
+    show_benchmark(dict(zip(names, [report, second] if second is not None else [report])), predictor, model_dir,
+                   dataset, sample_size, seed)
+
+
+def show_benchmark(reports: dict[str, dict[str, Any]], predictor: Predictor, model_dir: Path, dataset: Dataset,
+                   sample_size: int, seed: int) -> None:
+    report = next(iter(reports.values()))
     st.dataframe(view.summary_frame(reports), width="stretch")
     if report.get("n_unreadable") or report.get("n_excluded_unknown_class"):
         st.caption(f"Left out: {report['n_unreadable']} unreadable image(s), {report['n_excluded_unknown_class']} "
@@ -219,6 +238,90 @@ def main() -> None:
         show_noise(reports, metric)
     with tabs[3]:
         show_gallery(predictor, model_dir, dataset, sample_size, seed)
+
+
+# -- other laboratories ---------------------------------------------------------------------------
+
+def laboratory_results(predictor: Predictor, model_dir: Path, labs: dict[str, Dataset], compute: bool
+                       ) -> tuple[dict, dict] | None:
+    """Cached (sections, problems) of this model on these laboratories; computed when ``compute``."""
+    cache = state.result_cache("crosslab", 8)
+    key = (state.model_key(model_dir), tuple((label, d.fingerprint()) for label, d in labs.items()))
+    cached = cache.get(key)
+    if cached is not None or not compute:
+        return cached
+    with state.progress_bar(f"Classifying other laboratories' images ({predictor.name})") as progress:
+        result = labs_view.run_laboratories(labs, predictor, progress)
+    cache.put(key, result)
+    return result
+
+
+def show_laboratory(label: str, section: dict[str, Any], dataset: Dataset, predictor: Predictor,
+                    model_dir: Path, number: int, normalise: bool) -> None:
+    matrix = section["confusion_matrix"]
+    left, right = st.columns([3, 2])
+    left.plotly_chart(charts.confusion_matrix_figure(matrix["counts"], matrix["columns"], normalise,
+                                                     title=f"Confusion matrix: {label}", rows=matrix["rows"],
+                                                     height=120 + 45 * len(matrix["rows"])),
+                      key=f"{PREFIX}_labs_confusion_{number}")
+    with right:
+        st.markdown(f"**Most confident errors** ({len(section['errors']):,} in all)")
+        cache: dict = st.session_state.setdefault(LABS_TILES_KEY, {})
+        tile_key = f"{state.model_key(model_dir)}|{label}|{dataset.fingerprint()}"
+        if tile_key not in cache:
+            cache[tile_key] = labs_view.error_tiles(dataset, predictor, section, LABS_GALLERY)
+        columns = st.columns(4)
+        for slot, (crop, caption) in enumerate(cache[tile_key]):
+            columns[slot % 4].image(crop, caption=caption, width="stretch")
+
+
+def laboratories_section(predictor: Predictor, model_dir: Path) -> None:
+    st.header("Other laboratories")
+    st.caption("The model on real images from laboratories other than its training sources (another stain, "
+               "microscope, camera and framing): scores over the classes each set has, and how many of the "
+               "errors the needs-review flag catches.")
+    labs = labs_view.other_laboratories(predictor.card, open_all_datasets())
+    if not labs:
+        st.info("No dataset under the data roots other than the model's training sources.")
+        return
+    chosen = st.multiselect("Laboratories", list(labs), default=list(labs), key=f"{PREFIX}_labs")
+    labs = {label: labs[label] for label in chosen}
+    if not labs:
+        return
+    result = laboratory_results(predictor, model_dir, labs, compute=False)
+    if result is None:
+        if not st.button("Evaluate on other laboratories", key=f"{PREFIX}_labs_run", icon=":material/play_arrow:"):
+            st.info(f"Press the button to classify every image of {len(labs)} dataset(s) "
+                    f"({sum(len(d) for d in labs.values()):,} images).")
+            return
+        result = laboratory_results(predictor, model_dir, labs, compute=True)
+    sections, problems = result
+    for label, problem in problems.items():
+        st.warning(f"{state.md_escape(label)}: {problem}")
+    if not sections:
+        return
+    rate = st.column_config.NumberColumn(format="percent")
+    st.dataframe(labs_view.laboratories_frame(sections), hide_index=True,
+                 column_config={column: rate for column in labs_view.RATE_COLUMNS}, key=f"{PREFIX}_labs_table")
+    st.caption("Confident errors: wrong and not flagged for review, over all images. Balanced accuracy averages "
+               "recall over the classes the set has; a prediction of any other class is an error.")
+    normalise = st.toggle("Row-normalised confusion matrices", key=f"{PREFIX}_labs_normalise")
+    for number, (tab, label) in enumerate(zip(st.tabs(list(sections)), sections)):
+        with tab:
+            show_laboratory(label, sections[label], labs[label], predictor, model_dir, number, normalise)
+
+
+def main() -> None:
+    state.require_view()
+    st.title("Robustness")
+    st.caption("Accuracy on corrupted copies of held-out images: blur, pixelation, JPEG artefacts, brightness, "
+               "contrast, saturation, stain deposits, bubbles (MedMNIST-C, bloodmnist parameters) and "
+               "Gaussian noise; below, on other laboratories' images.")
+    predictor = state.predictor_or_stop()
+    model_dir = state.selected_model_dir()
+    corruption_section(predictor, model_dir)
+    st.divider()
+    laboratories_section(predictor, model_dir)
 
 
 main()

@@ -35,6 +35,7 @@ class Dataset:
     labels: np.ndarray  # int64 indices into ``classes``
     arrays: np.ndarray | None = None
     unreadable: list[dict[str, str]] = field(default_factory=list)
+    _fingerprint: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -69,7 +70,16 @@ class Dataset:
             yield from track(results, len(self), label, progress, every=64)
 
     def fingerprint(self) -> str:
-        """Cheap identity of the dataset: items, labels and file sizes (or array bytes)."""
+        """Cheap identity of the dataset: items, labels and file sizes (or array bytes).
+
+        Computed once per object (0.4 s for 13,520 files, and the pages ask on every rerun); a
+        Dataset is not changed after loading, so files changed on disk need a new load.
+        """
+        if self._fingerprint is None:
+            self._fingerprint = self._compute_fingerprint()
+        return self._fingerprint
+
+    def _compute_fingerprint(self) -> str:
         digest = hashlib.sha256("|".join(self.classes).encode())
         if self.arrays is not None:
             digest.update(np.ascontiguousarray(self.arrays).tobytes())

@@ -1,9 +1,12 @@
-"""``python -m bloodcell_core evaluate DATA [--model DIR] --out report.json``."""
+"""``python -m bloodcell_core evaluate DATA [--model DIR] --out report.json``, ``calibrate`` and
+``crosslab DATA [DATA ...] --out crosslab.json`` (one section per laboratory)."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
+from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -12,7 +15,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", default=None, help="model folder (default: the shipped model)")
     parser.add_argument("--split", default=None, help="npz split (default: all splits)")
     parser.add_argument("--out", required=True, help="report JSON path")
+    add_held_out_argument(parser)
     parser.set_defaults(func=run)
+
+    crosslab = subparsers.add_parser(
+        "crosslab", help="accuracy and needs-review flags of a model on other laboratories' datasets",
+        description="One section per dataset (folder, .npz or CSV manifest): accuracy and balanced accuracy "
+                    "over the classes it has, confusion matrix, per-class scores, how many errors the "
+                    "needs-review flag catches, whether the model saw it in training, and its errors.")
+    crosslab.add_argument("data", nargs="+", help="datasets: folders of class folders, .npz or CSV manifests")
+    crosslab.add_argument("--model", default=None, help="model folder (default: the shipped model)")
+    crosslab.add_argument("--out", required=True, help="report JSON path")
+    add_held_out_argument(crosslab)
+    crosslab.set_defaults(func=run_crosslab)
 
     calibrator = subparsers.add_parser(
         "calibrate", help="fit a model's probability temperature and needs-review thresholds on labelled images",
@@ -28,23 +43,64 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     calibrator.set_defaults(func=run_calibrate)
 
 
+def add_held_out_argument(parser: argparse.ArgumentParser) -> None:
+    """``--held-out-only``, shared by evaluate, crosslab, robustness and shift-bench."""
+    parser.add_argument("--held-out-only", action="store_true",
+                        help="when DATA is (or contains) one of the model's training sources, score only the "
+                             "card's held-out validation images (without it, a warning says the scores "
+                             "include training images)")
+
+
+def write_report(out: Path, report: dict[str, Any]) -> None:
+    """The JSON report through the one output writer (a folder or unwritable place: one-line error)."""
+    from bloodcell_core.outputs import write_text
+
+    write_text(out, json.dumps(report, indent=2) + "\n")
+
+
 def run(args: argparse.Namespace) -> int:
     from bloodcell_core.data.datasets import load_dataset
+    from bloodcell_core.data.subsets import choose_held_out
     from bloodcell_core.evaluation.evaluate import evaluate
     from bloodcell_core.inference.predictor import Predictor
-    from bloodcell_core.outputs import output_file, write_text
+    from bloodcell_core.outputs import output_file
     from bloodcell_core.progress import tqdm_progress
 
     out = output_file(args.out)
     predictor = Predictor.load(args.model)
-    dataset = load_dataset(args.data, args.split)
+    dataset, split, warning = choose_held_out(predictor.card, load_dataset(args.data, args.split),
+                                              args.held_out_only)
+    if warning:
+        print(warning, file=sys.stderr)
     report = evaluate(dataset, predictor, tqdm_progress()).report
-    write_text(out, json.dumps(report, indent=2) + "\n")
+    report.update({"seen_in_training": split.seen,
+                   "training_images_scored": 0 if warning is None else split.n_training})
+    write_report(out, report)
     ig_mo = report["ig_to_monocyte"]
     print(f"{report['n_images']} images: accuracy {report['accuracy']:.4f}, balanced {report['balanced_accuracy']:.4f}, "
           f"ECE {report['ece']:.4f}" + (f", IG->monocyte {ig_mo:.4f}" if ig_mo is not None else "")
           + f"; {len(report['unreadable'])} unreadable, "
           f"{report['unknown_class_images']['n_images']} of classes the model lacks -> {out}", file=sys.stderr)
+    return 0
+
+
+def run_crosslab(args: argparse.Namespace) -> int:
+    from bloodcell_core.data.datasets import load_dataset
+    from bloodcell_core.evaluation.crosslab import crosslab, summary_line
+    from bloodcell_core.inference.predictor import Predictor
+    from bloodcell_core.progress import tqdm_progress
+
+    from bloodcell_core.outputs import output_file
+
+    out = output_file(args.out)
+    datasets = [load_dataset(path) for path in args.data]  # every path checked before the model loads
+    predictor = Predictor.load(args.model)
+    report = crosslab(datasets, predictor, tqdm_progress(), args.held_out_only,
+                      warn=lambda line: print(line, file=sys.stderr))
+    write_report(out, report)
+    for name, section in report["datasets"].items():
+        print(summary_line(name, section), file=sys.stderr)
+    print(f"wrote {out}", file=sys.stderr)
     return 0
 
 

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from bloodcell_core.data.datasets import Dataset
-from bloodcell_core.data.subsets import labels_in_classes, load_images, validation_indices
+from bloodcell_core.data.subsets import held_out_split, labels_in_classes, load_images
 from bloodcell_core.errors import BloodcellError, DatasetError
 from bloodcell_core.progress import ProgressFn
 from bloodcell_core.robustness.corruptions import (CORRUPTIONS, GAUSSIAN_SIGMAS, SEVERITIES, apply_corruption,
@@ -165,13 +165,13 @@ def _shift_scores(predictions: list[Any], y_true: np.ndarray, classes: Sequence[
 
 
 def _held_out(dataset: Dataset, predictor: Any) -> tuple[np.ndarray, str]:
-    listed = (getattr(predictor, "card", None) or {}).get("validation_items")
-    if listed:
-        found = validation_indices(dataset, listed)
-        if len(found):
-            return found, "validation_items"
-        return np.arange(len(dataset)), "stratified_sample (the card's validation_items are not in DATA)"
-    return np.arange(len(dataset)), "stratified_sample"
+    """The shift bench's images: the card's held-out ones when the model trained on DATA."""
+    split = held_out_split(getattr(predictor, "card", None) or {}, dataset)
+    if not split.seen:
+        return split.held_out, "stratified_sample"
+    if len(split.held_out):
+        return split.held_out, "validation_items"
+    return np.arange(len(dataset)), "stratified_sample (the card's validation_items are not in DATA)"
 
 
 def run_shift_bench(dataset: Dataset, predictor: Any, max_images: int | None = None, seed: int = 0,

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bloodcell_core.evaluation.cli import add_held_out_argument
+
 ROBUSTNESS_DEFAULT_MAX = 1000  # 62 corrupted copies of each image: keep CPU runs to minutes
 SHIFT_DEFAULT_MAX = 2000
 
@@ -21,6 +23,7 @@ def _common_arguments(parser: argparse.ArgumentParser, default_max: int) -> None
     parser.add_argument("--record", action="store_true",
                         help="also store a summary of the report in the model's card (so the card carries "
                              "the figures the README quotes)")
+    add_held_out_argument(parser)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -108,6 +111,19 @@ def shift_summary(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _held_out_rule(args: argparse.Namespace, dataset: Any, card: dict[str, Any]) -> Any:
+    """``--held-out-only`` and the training-overlap warning (stderr).  The shift bench already
+    scores the card's held-out images of a training source, so it warns only when there are none."""
+    import sys
+
+    from bloodcell_core.data.subsets import choose_held_out
+
+    scored, split, warning = choose_held_out(card, dataset, args.held_out_only)
+    if warning and not (args.bench == "shift-bench" and len(split.held_out)):
+        print(warning, file=sys.stderr)
+    return scored
+
+
 def run(args: argparse.Namespace) -> int:
     from bloodcell_core.data.datasets import load_dataset
     from bloodcell_core.errors import BloodcellError
@@ -121,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
     out = output_file(args.out)
     dataset = load_dataset(args.data, args.split)
     predictor = Predictor.load(args.model)
+    dataset = _held_out_rule(args, dataset, predictor.card)
     max_images = args.max_images or None
     if args.bench == "robustness":
         report = run_robustness(dataset, predictor, max_images, args.seed, progress=tqdm_progress())
