@@ -189,7 +189,7 @@ def train(datasets: Dataset | list[Dataset], config: TrainConfig, command: str =
         prepare_arrays(d, crop_size, config.domain_variants, config.corruption_variants, config.seed,
                        config.workers, progress) for d in sources])
     _check_trainable(dataset, prepared)
-    train_idx, val_idx = _split(dataset, prepared, source_index, config)
+    train_idx, val_idx = _split(dataset, prepared, source_index, config, sources)
 
     import keras
 
@@ -238,15 +238,51 @@ def _phases(config: TrainConfig) -> list[tuple[int, float, int, float | None]]:
     return [(config.epochs, config.learning_rate, 0, None)]
 
 
-def _split(dataset: Dataset, prepared: PreparedData, source_index: np.ndarray,
-           config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Grouped by near-duplicates, stratified by (source, class) so every source is held out too."""
+def _split(dataset: Dataset, prepared: PreparedData, source_index: np.ndarray, config: TrainConfig,
+           sources: list[Dataset]) -> tuple[np.ndarray, np.ndarray]:
+    """Grouped by near-duplicates, stratified by (source, class) so every source is held out too.
+
+    Continuing from a model (``init_model``), a source the parent trained on keeps the parent's
+    held-out images as validation (and its training images as training): a fresh split would
+    put images the parent learned from into validation and flatter every held-out figure.
+    """
     readable = np.flatnonzero(prepared.readable)
-    groups = duplicate_groups(prepared.phashes[readable])
-    strata = source_index[readable] * len(dataset.classes) + dataset.labels[readable]
-    strata = np.unique(strata, return_inverse=True)[1]
-    train_pos, val_pos = grouped_split(strata, groups, config.val_fraction, config.seed)
-    return readable[train_pos], readable[val_pos]
+    kept_val = _parent_validation(config, sources, source_index)
+    fresh = readable[~np.isin(source_index[readable], list(kept_val))]
+    train_idx, val_idx = [], []
+    if len(fresh):
+        groups = duplicate_groups(prepared.phashes[fresh])
+        strata = np.unique(source_index[fresh] * len(dataset.classes) + dataset.labels[fresh], return_inverse=True)[1]
+        train_pos, val_pos = grouped_split(strata, groups, config.val_fraction, config.seed)
+        train_idx.append(fresh[train_pos])
+        val_idx.append(fresh[val_pos])
+    for source, is_val in kept_val.items():
+        rows = readable[source_index[readable] == source]
+        val_idx.append(rows[is_val[rows]])
+        train_idx.append(rows[~is_val[rows]])
+    return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(val_idx))
+
+
+def _parent_validation(config: TrainConfig, sources: list[Dataset],
+                       source_index: np.ndarray) -> dict[int, np.ndarray]:
+    """source number -> mask over all images: held out by the parent model (its card's validation_items)."""
+    if not config.init_model:
+        return {}
+    from bloodcell_core.data.subsets import is_training_source, validation_indices
+    from bloodcell_core.models.store import read_card
+
+    card = read_card(config.init_model)
+    listed = card.get("validation_items") or []
+    kept: dict[int, np.ndarray] = {}
+    offsets = np.concatenate([[0], np.cumsum([len(d) for d in sources])])
+    for number, source in enumerate(sources):
+        if not listed or not is_training_source(card, source):
+            continue
+        mask = np.zeros(len(source_index), bool)
+        mask[offsets[number] + validation_indices(source, listed)] = True
+        if mask.any():
+            kept[number] = mask
+    return kept
 
 
 def _class_weights(labels: np.ndarray, train_idx: np.ndarray, n_classes: int) -> np.ndarray:
