@@ -43,17 +43,23 @@ def replay_features(density: dict, n_per_class: int, seed: int) -> tuple[np.ndar
 
 
 def _loss_and_gradient(params: np.ndarray, x: np.ndarray, y: np.ndarray, weights: np.ndarray,
-                       w0: np.ndarray, b0: np.ndarray, l2: float) -> tuple[float, np.ndarray]:
+                       w0: np.ndarray, b0: np.ndarray, l2: float, scale: np.ndarray) -> tuple[float, np.ndarray]:
+    """Weighted cross-entropy plus l2 on the change of each feature's logit contribution.
+
+    ``scale`` (F,) is each feature's RMS on the fitted cells: penalising ``scale * (W - W0)``
+    makes ``l2`` mean the same whatever the features' magnitude."""
     n_features, n_classes = w0.shape
     w = params[:n_features * n_classes].reshape(n_features, n_classes)
     b = params[n_features * n_classes:]
     logits = x @ w + b
     log_p = log_softmax(logits, axis=1)
-    loss = -(weights * log_p[np.arange(len(y)), y]).sum() + l2 * (((w - w0) ** 2).sum() + ((b - b0) ** 2).sum())
+    squared_scale = (scale ** 2)[:, None]
+    loss = -(weights * log_p[np.arange(len(y)), y]).sum() + l2 * (
+        (squared_scale * (w - w0) ** 2).sum() + ((b - b0) ** 2).sum())
     delta = softmax(logits, axis=1)
     delta[np.arange(len(y)), y] -= 1.0
     delta *= weights[:, None]
-    grad_w = x.T @ delta + 2 * l2 * (w - w0)
+    grad_w = x.T @ delta + 2 * l2 * squared_scale * (w - w0)
     grad_b = delta.sum(axis=0) + 2 * l2 * (b - b0)
     return float(loss), np.concatenate([grad_w.ravel(), grad_b])
 
@@ -68,7 +74,8 @@ def refit_head(w0: np.ndarray, b0: np.ndarray, features: np.ndarray, labels: np.
         x, y = np.concatenate([x, rx]), np.concatenate([y, ry])
         weights = np.concatenate([weights, np.full(len(ry), settings.replay_weight / len(ry))])
     start = np.concatenate([w0.ravel(), b0]).astype(np.float64)
-    result = minimize(_loss_and_gradient, start, args=(x, y, weights, w0, b0, settings.l2), jac=True,
+    scale = np.sqrt(np.mean(np.asarray(features, np.float64) ** 2, axis=0)) + 1e-6
+    result = minimize(_loss_and_gradient, start, args=(x, y, weights, w0, b0, settings.l2, scale), jac=True,
                       method="L-BFGS-B", options={"maxiter": settings.max_iterations})
     n = w0.size
     return result.x[:n].reshape(w0.shape).astype(np.float32), result.x[n:].astype(np.float32)

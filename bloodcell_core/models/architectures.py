@@ -119,3 +119,49 @@ def backbone_layer_names(model: keras.Model) -> list[str]:
     """Names of the pretrained-backbone layers (everything between scaling and the head)."""
     head = {"image", "resize", "scale", "rgb_to_bgr", "last_conv", "features", "dropout", "probabilities"}
     return [layer.name for layer in model.layers if layer.name not in head]
+
+
+@keras.saving.register_keras_serializable(package="bloodcell")
+class LabGatedHead(layers.Layer):
+    """The softmax layer of a model adapted to one laboratory (``adapt``): two heads, one gate.
+
+    ``home_*`` is the parent's softmax layer, ``lab_*`` the one refitted on the laboratory's
+    cells.  Each image goes to the head of the nearer domain: its pooled features' Mahalanobis
+    distance (in the parent card's PCA space, with its shrinkage precision) to the nearest home
+    class mean versus the nearest laboratory class mean.  So the home laboratory keeps the
+    parent's answers while the new laboratory gets its own.  ``activation`` stays an attribute
+    so tf-keras-vis can swap the softmax for a linear output (Grad-CAM of the chosen head).
+    """
+
+    def __init__(self, n_classes: int, n_features: int, n_dims: int, n_home: int, n_lab: int,
+                 activation: str = "softmax", **kwargs):
+        super().__init__(**kwargs)
+        self.sizes = dict(n_classes=n_classes, n_features=n_features, n_dims=n_dims, n_home=n_home, n_lab=n_lab)
+        self.activation = keras.activations.get(activation)
+        shapes = {"home_kernel": (n_features, n_classes), "home_bias": (n_classes,),
+                  "lab_kernel": (n_features, n_classes), "lab_bias": (n_classes,), "mean": (n_features,),
+                  "basis": (n_features, n_dims), "precision": (n_dims, n_dims), "home_means": (n_home, n_dims),
+                  "lab_means": (n_lab, n_dims)}
+        self.tables = {name: self.add_weight(name=name, shape=shape, initializer="zeros", trainable=False)
+                       for name, shape in shapes.items()}
+
+    def _nearest(self, z, means):
+        diff = ops.expand_dims(z, 1) - ops.expand_dims(means, 0)
+        squared = ops.einsum("nkd,de,nke->nk", diff, self.tables["precision"], diff)
+        return ops.min(squared, axis=1)
+
+    def uses_lab_head(self, features):
+        z = ops.matmul(features - self.tables["mean"], self.tables["basis"])
+        return self._nearest(z, self.tables["lab_means"]) < self._nearest(z, self.tables["home_means"])
+
+    def call(self, features):
+        home = ops.matmul(features, self.tables["home_kernel"]) + self.tables["home_bias"]
+        lab = ops.matmul(features, self.tables["lab_kernel"]) + self.tables["lab_bias"]
+        logits = ops.where(ops.expand_dims(self.uses_lab_head(features), 1), lab, home)
+        return self.activation(logits)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.sizes["n_classes"])
+
+    def get_config(self):
+        return {**super().get_config(), **self.sizes, "activation": keras.activations.serialize(self.activation)}
