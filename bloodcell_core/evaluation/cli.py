@@ -27,6 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     crosslab.add_argument("--model", default=None, help="model folder (default: the shipped model)")
     crosslab.add_argument("--out", required=True, help="report JSON path")
     add_held_out_argument(crosslab)
+    crosslab.add_argument("--record", action="store_true",
+                          help="also store each laboratory's headline figures in the model's card (key 'crosslab'), "
+                               "shown on Home and checked by the real-data regression test")
     crosslab.set_defaults(func=run_crosslab)
 
     calibrator = subparsers.add_parser(
@@ -101,6 +104,12 @@ def run_crosslab(args: argparse.Namespace) -> int:
     for name, section in report["datasets"].items():
         print(summary_line(name, section), file=sys.stderr)
     print(f"wrote {out}", file=sys.stderr)
+    if args.record:
+        from bloodcell_core.evaluation.crosslab import card_summary
+        from bloodcell_core.models.store import record_in_card
+
+        print(f"recorded in {record_in_card(args.model, 'crosslab', card_summary(report)) / 'card.json'}",
+              file=sys.stderr)
     return 0
 
 

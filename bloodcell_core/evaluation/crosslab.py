@@ -21,7 +21,7 @@ from bloodcell_core.progress import ProgressFn
 
 SECTION_KEYS = ("n_images", "classes_present", "accuracy", "balanced_accuracy", "confusion_matrix", "per_class",
                 "flagged_fraction", "errors_flagged", "confident_error_rate", "seen_in_training",
-                "unknown_class_images", "unreadable", "errors")
+                "unknown_class_images", "unreadable", "errors", "batch_shift")
 PER_CLASS_KEYS = ("precision", "recall", "f1", "support")
 
 
@@ -81,6 +81,21 @@ def _section(evaluation: Evaluation, seen: bool) -> dict[str, Any]:
     }
 
 
+def batch_warning(evaluation: Evaluation, predictor: Predictor) -> dict[str, Any] | None:
+    """Would the batch warning fire for this dataset as one upload (None: too small or no threshold)?"""
+    return predictor.batch_shift(evaluation.predictions)
+
+
+CARD_KEYS = ("n_images", "classes_present", "accuracy", "balanced_accuracy", "flagged_fraction", "errors_flagged",
+             "confident_error_rate", "seen_in_training", "batch_shift")
+
+
+def card_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The card's ``crosslab`` entry: the headline figures per laboratory (no confusion or error lists)."""
+    return {"datasets": {name: {key: section.get(key) for key in CARD_KEYS}
+                         for name, section in report["datasets"].items()}}
+
+
 def _labelled(progress: ProgressFn | None, name: str) -> ProgressFn | None:
     if progress is None:
         return None
@@ -106,6 +121,7 @@ def crosslab_section(dataset: Dataset, predictor: Predictor, progress: ProgressF
         raise DatasetError(f"{dataset.source}: none of its {len(scored):,} images of the model's classes "
                            "could be read")
     section = _section(evaluation, seen)
+    section["batch_shift"] = batch_warning(evaluation, predictor)
     section["held_out_only"] = bool(held_out_only and split.n_training > 0)
     section["n_training_images_scored"] = 0 if section["held_out_only"] else split.n_training
     return section

@@ -168,3 +168,13 @@ def list_models() -> list[Path]:
         candidates = [root, *sorted(p for p in root.iterdir() if p.is_dir())]
         found += [p for p in candidates if (p / MODEL_FILE).is_file() and (p / CARD_FILE).is_file()]
     return found
+
+
+def record_in_card(model_dir: str | Path | None, key: str, summary: dict[str, Any]) -> Path:
+    """Store a measured summary (robustness, shift bench, other laboratories) under ``card[key]``."""
+    from datetime import datetime, timezone
+
+    folder = resolve_model_dir(model_dir)
+    card = read_card(folder)
+    card[key] = {**summary, "measured": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return write_card(card, folder)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
 from bloodcell_core.evaluation.cli import add_held_out_argument
@@ -65,17 +64,6 @@ def shift_card_summary(report: dict[str, Any]) -> dict[str, Any]:
             "data": report.get("data"),
             "conditions": {name: {k: _rounded(row.get(k)) for k in keys} for name, row in conditions.items()},
             "abstention": report["abstention"]}
-
-
-def _record_in_card(model_dir: str | None, key: str, summary: dict[str, Any]) -> Path:
-    from datetime import datetime, timezone
-
-    from bloodcell_core.models.store import read_card, resolve_model_dir, write_card
-
-    folder = resolve_model_dir(model_dir)
-    card = read_card(folder)
-    card[key] = {**summary, "measured": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    return write_card(card, folder)
 
 
 def _fmt(value: float | None) -> str:
@@ -152,5 +140,7 @@ def run(args: argparse.Namespace) -> int:
     if args.record:
         key, card_summary = (("robustness", robustness_card_summary(report)) if args.bench == "robustness"
                              else ("shift_bench", shift_card_summary(report)))
-        print(f"recorded in {_record_in_card(args.model, key, card_summary) / 'card.json'} under {key!r}")
+        from bloodcell_core.models.store import record_in_card
+
+        print(f"recorded in {record_in_card(args.model, key, card_summary) / 'card.json'} under {key!r}")
     return 0
