@@ -248,6 +248,17 @@ def test_card_overview_states_test_time_views_and_stress_results():
     overview = card_overview(card)
     assert overview["Prediction"] == "averaged over 2 views (identity, rot180); temperature 0.550"
     assert overview["Corruption robustness"].startswith("mean balanced accuracy 94.8%")
-    assert overview["Cross-lab shifts"] == "accuracy 97.0% clean; worst jpeg lowres 87.4%"
+    assert overview["Synthetic shifts"] == "accuracy 97.0% clean; worst jpeg lowres 87.4%"
+
+
+def test_card_overview_lists_every_source_and_each_other_laboratory():
+    card = {"data": {"source": "a + b", "sources": [{"source": "/data/pbc-dev", "n_images": 13520},
+                                                    {"source": "/data/bionet", "n_images": 359}]},
+            "crosslab": {"datasets": {"lisc": {"accuracy": 0.71, "balanced_accuracy": 0.7, "n_images": 259,
+                                               "seen_in_training": False, "confident_error_rate": 0.02}}}}
+    overview = card_overview(card)
+    assert overview["Trained on"] == "pbc-dev (13,520 images) + bionet (359 images)"
+    assert overview["Other laboratory: lisc"] == ("accuracy 71.0%, balanced 70.0% (259 images, never seen in "
+                                                  "training); confident errors 2.0%")
     frame = compare_frame({"a": {"accuracy": 0.9}, "b": {"accuracy": 0.8, "ece": 0.05}})
     assert frame.loc["Accuracy"].tolist() == [0.9, 0.8] and frame.loc["ECE", "b"] == 0.05

@@ -1,6 +1,8 @@
 """What the Model performance and Home pages show, computed from an Evaluation or a model card."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -121,9 +123,9 @@ def card_overview(card: Mapping[str, Any]) -> dict[str, str]:
     data = card.get("data", {}) or {}
     review = card.get("review", {}) or {}
     training = card.get("training", {}) or {}
-    trained_on = str(data.get("source", "unknown"))
-    if data.get("n_images"):
-        trained_on += f" ({int(data['n_images']):,} images)"
+    sources = data.get("sources") or [data]
+    trained_on = " + ".join(f"{Path(str(s.get('source', 'unknown'))).name}"
+                            + (f" ({int(s['n_images']):,} images)" if s.get("n_images") else "") for s in sources)
     overview = {
         "Name": str(card.get("name", "unnamed model")),
         "Architecture": str(card.get("architecture", "?")),
@@ -162,8 +164,29 @@ def _serving_and_stress_rows(card: Mapping[str, Any]) -> dict[str, str]:
     shifted = {k: v for k, v in conditions.items() if k != "clean" and v.get("accuracy") is not None}
     if shifted:
         worst = min(shifted, key=lambda k: shifted[k]["accuracy"])
-        rows["Cross-lab shifts"] = (f"accuracy {_percent(conditions.get('clean', {}).get('accuracy'))} clean; "
+        rows["Synthetic shifts"] = (f"accuracy {_percent(conditions.get('clean', {}).get('accuracy'))} clean; "
                                     f"worst {worst.replace('_', ' ')} {_percent(shifted[worst]['accuracy'])}")
+    rows.update(_other_laboratory_rows(card))
+    adaptation = card.get("adaptation") or {}
+    if adaptation:
+        cv = adaptation.get("cross_validation") or {}
+        rows["Adapted"] = (f"from {adaptation.get('parent', {}).get('name')} on "
+                           f"{Path(str((adaptation.get('data') or adaptation.get('unlabelled') or {}).get('source', '?'))).name}"
+                           + (f": cross-validated accuracy {_percent(cv['before']['accuracy'])} -> "
+                              f"{_percent(cv['after']['accuracy'])}" if cv else ""))
+    return rows
+
+
+def _other_laboratory_rows(card: Mapping[str, Any]) -> dict[str, str]:
+    """One row per other laboratory the card's ``crosslab`` entry measured (seen in training or not)."""
+    labs = (card.get("crosslab") or {}).get("datasets") or {}
+    rows = {}
+    for name, lab in labs.items():
+        seen = "seen in training" if lab.get("seen_in_training") else "never seen in training"
+        rows[f"Other laboratory: {name}"] = (
+            f"accuracy {_percent(lab.get('accuracy'))}, balanced {_percent(lab.get('balanced_accuracy'))} "
+            f"({lab.get('n_images', '?')} images, {seen}); confident errors "
+            f"{_percent(lab.get('confident_error_rate'))}")
     return rows
 
 
