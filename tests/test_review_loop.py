@@ -20,11 +20,13 @@ from bloodcell_core.inference.predictor import Prediction
 from bloodcell_core.reporting.batch import ClassifiedImage
 from bloodcell_core.reporting.decisions import CLASSIFY_DATASET, record_review
 from bloodcell_core.review.archive import archive_reviewed, archived_cells
+from bloodcell_core.review.auth import hash_password
 from bloodcell_core.review.store import ReviewStore
 from tests.helpers_dashboard import TINY_MODEL_CLASS, png_bytes
 from tests.helpers_images import synthetic_cell
 
 OTHER_CLASS = "monocyte"
+PASSWORD = "loop-test-password"
 
 
 def cell(index: int, label: str) -> tuple[bytes, np.ndarray]:
@@ -102,3 +104,75 @@ def test_the_exported_archive_adapts_a_model_through_the_cli(monkeypatch, tmp_pa
     assert main(["adapt", str(out), "--model", str(tiny_model_dir), "--out", str(adapted)]) == 0
     data = json.loads((adapted / "card.json").read_text())["adaptation"]["data"]
     assert data["class_counts"] == {TINY_MODEL_CLASS: 4, OTHER_CLASS: 4} and data["n_images"] == 8
+
+
+# -- the app ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def reviewer_secrets() -> dict:
+    return {"reviewers": {"alice": {"password_hash": hash_password(PASSWORD, rounds=4), "display_name": "Dr Alice"}}}
+
+
+def open_signed_in(secrets: dict, page: str):
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=30)
+    app.secrets.update(secrets)
+    app.run()
+    app.sidebar.text_input(key="bloodcell-sign-in-username").input("alice")
+    app.sidebar.text_input(key="bloodcell-sign-in-password").input(PASSWORD)
+    next(b for b in app.sidebar.button if b.label == "Sign in").click().run()
+    app.switch_page(page).run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def clicked(app, key: str):
+    app.button(key=key).click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def picked(app) -> tuple[str, str]:
+    """(the picked model folder, the last option label) of the sidebar picker, drawn by app.py on Home."""
+    app.switch_page("app.py").run()  # AppTest runs a switched-to page alone, without app.py's sidebar
+    picker = app.sidebar.selectbox(key="app_model_picker")
+    return picker.value, picker.options[-1]
+
+
+def test_classify_archives_an_accepted_upload_under_the_session_source(dashboard_env, reviewer_secrets):
+    app = open_signed_in(reviewer_secrets, "pages/classify.py")
+    app.sidebar.text_input(key="classify_lab_source").input("Lab A").run()
+    data, _ = cell(0, TINY_MODEL_CLASS)
+    app.file_uploader(key="classify_uploads").set_value([("cell.png", data, "image/png")]).run()
+    accept = next(b for b in app.button if b.key and b.key.startswith("classify_accept_"))
+    accept.click().run()
+    app.run()
+    with ReviewStore(f"sqlite:///{dashboard_env / 'review.sqlite'}") as store:
+        assert [(c.image_hash, c.source, c.label) for c in archived_cells(store)] == [
+            (content_hash(data), "Lab A", TINY_MODEL_CLASS)]
+
+
+def test_adapt_page_adapts_the_picked_model_lists_it_and_switches_back(dashboard_env, reviewer_secrets,
+                                                                        tiny_model_dir):
+    with ReviewStore(f"sqlite:///{dashboard_env / 'review.sqlite'}") as store:
+        review_cells(store, per_class=4)
+    app = open_signed_in(reviewer_secrets, "pages/adapt.py")
+    counts = app.dataframe[0].value
+    assert counts.loc[TINY_MODEL_CLASS, "Lab A"] == 4 and counts.loc[OTHER_CLASS, "Lab A"] == 4
+    app.text_input(key="adapt_model_name").input("tiny for lab A")
+    clicked(app, "adapt_run")
+    new_folder = dashboard_env / "models" / "tiny-for-lab-A"
+    assert (new_folder / "model.keras").is_file()
+    assert any("tiny for lab A" in s.value for s in app.success)
+    recall = app.dataframe[1].value.set_index("class")
+    assert recall.loc[OTHER_CLASS, "cells"] == 4 and recall.loc[OTHER_CLASS, "recall before"] == 0.0
+    assert picked(app) == (str(tiny_model_dir.resolve()), "tiny for lab A (tiny-for-lab-A)")  # listed, not picked
+    clicked(app.switch_page("pages/adapt.py").run(), "adapt_use_new")
+    assert picked(app)[0] == str(new_folder.resolve())
+    clicked(app.switch_page("pages/adapt.py").run(), "adapt_switch_back")  # one click back to the parent
+    assert picked(app)[0] == str(tiny_model_dir.resolve())
+    app.switch_page("pages/review_log.py").run()
+    runs = app.dataframe[0].value
+    assert runs.iloc[0]["reviewer"] == "alice" and runs.iloc[0]["model"] == "tiny for lab A"
+    assert runs.iloc[0]["from"].startswith("source Lab A: 8 cells") and "cross-validated" in runs.iloc[0]["result"]
