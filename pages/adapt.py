@@ -15,7 +15,6 @@ from dashboard import state
 
 PREFIX = "adapt"
 RESULT_KEY = f"{PREFIX}_result"  # the last run this session: {"folder", "parent", "card"}
-MESSAGE_KEY = f"{PREFIX}_message"
 
 
 def show_archive(counts: pd.DataFrame) -> None:
@@ -47,14 +46,14 @@ def show_switch_back() -> None:
 
 
 def run_adaptation(store: ReviewStore, source: str, name: str, reviewer: str) -> None:
-    """Adapt the picked model on ``source``'s cells with a progress bar; the outcome goes to the next run."""
+    """Adapt the picked model on ``source``'s cells with a progress bar; on success rerun to show it."""
     parent_dir = state.selected_model_dir()
     predictor = state.predictor_or_stop()
     try:
         with state.progress_bar("Adapting") as progress:
             run = adapt_from_archive(store, predictor, parent_dir, source, name, reviewer, progress)
     except BloodcellError as error:
-        st.session_state[MESSAGE_KEY] = state.one_line(error)
+        st.error(state.md_escape(state.one_line(error)))
         return
     st.session_state[RESULT_KEY] = {"folder": str(run.folder.resolve()), "parent": str(parent_dir),
                                     "card": run.card}
@@ -126,9 +125,6 @@ def main() -> None:
                 "then accept or correct cells.")
         return
     show_archive(counts)
-    message = st.session_state.pop(MESSAGE_KEY, None)
-    if message:
-        st.error(state.md_escape(message))
     show_form(store, sorted(counts["source"].unique()), access.reviewer, access.reason)
     result = st.session_state.get(RESULT_KEY)
     if result is not None:

@@ -172,6 +172,12 @@ def test_adapt_page_adapts_the_picked_model_lists_it_and_switches_back(dashboard
     assert picked(app)[0] == str(new_folder.resolve())
     clicked(app.switch_page("pages/adapt.py").run(), "adapt_switch_back")  # one click back to the parent
     assert picked(app)[0] == str(tiny_model_dir.resolve())
+    saved = (new_folder / "model.keras").stat().st_mtime_ns
+    app.switch_page("pages/adapt.py").run().text_input(key="adapt_model_name").input("tiny for lab A")
+    clicked(app, "adapt_run")  # a taken name: one line, no server path, nothing overwritten
+    assert [e.value.replace("\\", "") for e in app.error] == [
+        "a model folder 'tiny-for-lab-A' exists already: choose another name"]
+    assert (new_folder / "model.keras").stat().st_mtime_ns == saved
     app.switch_page("pages/review_log.py").run()
     runs = app.dataframe[0].value
     assert runs.iloc[0]["reviewer"] == "alice" and runs.iloc[0]["model"] == "tiny for lab A"

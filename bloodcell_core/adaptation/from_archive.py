@@ -42,7 +42,10 @@ def model_folder(name: str) -> Path:
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", str(name or "").strip()).strip("-.")[:80]
     if not slug:
         raise BloodcellError("name the new model (letters, digits, . _ -)")
-    return check_new_folder(adapted_models_dir() / slug)
+    try:
+        return check_new_folder(adapted_models_dir() / slug)
+    except BloodcellError:  # its message names the server path; the page shows the name only
+        raise BloodcellError(f"a model folder {slug!r} exists already: choose another name") from None
 
 
 def run_note(card: dict[str, Any], folder: Path) -> str:
@@ -85,7 +88,10 @@ def adapt_from_archive(store: ReviewStore, parent: Predictor, parent_dir: str | 
     with tempfile.TemporaryDirectory(prefix="bloodcell-archive-") as scratch:
         cells_dir = Path(scratch) / (folder.name + "-cells")
         export_archive(store, cells_dir, source=source_name)
-        model, card = adapt(parent, load_dataset(cells_dir), None, progress=progress, parent_dir=parent_dir)
+        try:
+            model, card = adapt(parent, load_dataset(cells_dir), None, progress=progress, parent_dir=parent_dir)
+        except BloodcellError as error:  # name the archive, not the temporary folder
+            raise BloodcellError(str(error).replace(str(cells_dir), f"the cells of {source_name!r}")) from None
     card["name"] = str(name).strip()
     card["adaptation"]["data"].update(source=f"review archive: {source_name}", archive_source=source_name)
     save_model(model, card, folder)
