@@ -41,7 +41,7 @@ def show_switch_back() -> None:
     """One click back to the parent while an adapted model is picked."""
     parent = picked_parent()
     if parent is not None:
-        st.button(f"Switch back to the parent model: {state.model_label(parent.resolve())}",
+        st.button(f"Switch back to the parent model: {state.md_escape(state.model_label(parent.resolve()))}",
                   key=f"{PREFIX}_switch_back", icon=":material/undo:", on_click=state.select_model, args=(parent,))
 
 
@@ -103,7 +103,8 @@ def show_form(store: ReviewStore, sources: list[str], reviewer: str | None, reas
     source = st.selectbox("Adapt on the cells from", sources, key=f"{PREFIX}_source")
     name = st.text_input("Name for the new model", key=f"{PREFIX}_model_name", max_chars=80,
                          placeholder=f"e.g. {parent_name.split(' ')[0]}-{source}")
-    st.caption(f"Adapts the current model, {parent_name}, and saves a new model; the current one is not changed.")
+    st.caption(f"Adapts the current model, {state.md_escape(parent_name)}, and saves a new model; the current "
+               "one is not changed.")
     if st.button("Adapt the current model", key=f"{PREFIX}_run", type="primary", icon=":material/tune:"):
         run_adaptation(store, source, name, reviewer)
 

@@ -82,6 +82,8 @@ def test_upload_bytes_are_archived_as_they_are(review_store):
                             CLASSIFY_DATASET)
     [row] = review_store.archived(with_images=True)
     assert row["image"] == jpeg.getvalue() and row["media_type"] == "image/jpeg"
+    with pytest.raises(BloodcellError, match="not an image"):
+        archive_reviewed(review_store, b"not an image", "h" * 64, "Lab A", "alice", CLASSIFY_DATASET)
 
 
 def test_the_exported_archive_adapts_a_model_through_the_cli(monkeypatch, tmp_path, tiny_model_dir, capsys):

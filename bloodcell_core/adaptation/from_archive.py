@@ -87,6 +87,7 @@ def adapt_from_archive(store: ReviewStore, parent: Predictor, parent_dir: str | 
     folder = model_folder(name)
     with tempfile.TemporaryDirectory(prefix="bloodcell-archive-") as scratch:
         cells_dir = Path(scratch) / (folder.name + "-cells")
+        _step(progress, 0, "Exporting the reviewed cells")
         export_archive(store, cells_dir, source=source_name)
         try:
             model, card = adapt(parent, load_dataset(cells_dir), None, progress=progress, parent_dir=parent_dir)
@@ -94,9 +95,17 @@ def adapt_from_archive(store: ReviewStore, parent: Predictor, parent_dir: str | 
             raise BloodcellError(str(error).replace(str(cells_dir), f"the cells of {source_name!r}")) from None
     card["name"] = str(name).strip()
     card["adaptation"]["data"].update(source=f"review archive: {source_name}", archive_source=source_name)
+    _step(progress, 1, "Saving the adapted model")
     save_model(model, card, folder)
     recorded = guarded_record(store, run_decision(card, folder, reviewer), reviewer)
+    _step(progress, 2, "Saved and recorded")
     return AdaptationRun(folder, card, recorded)
+
+
+def _step(progress: ProgressFn | None, done: int, label: str) -> None:
+    """The page's own steps around ``adapt`` (which reports its image loading itself)."""
+    if progress is not None:
+        progress(done, 2, label)
 
 
 def recall_table(card: dict[str, Any]) -> pd.DataFrame:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bloodcell_core.errors import BloodcellError
+from bloodcell_core.errors import BloodcellError, UnreadableImageError
 from bloodcell_core.reporting.batch import reviewed_label_of
 from bloodcell_core.review.store import ReviewStore
 
@@ -58,8 +58,11 @@ def _encoded(image: bytes | np.ndarray) -> tuple[bytes, str]:
     from PIL import Image
 
     if isinstance(image, (bytes, bytearray)):
-        with Image.open(io.BytesIO(image)) as opened:
-            media_type = Image.MIME.get(opened.format or "", PNG)
+        try:
+            with Image.open(io.BytesIO(image)) as opened:
+                media_type = Image.MIME.get(opened.format or "", PNG)
+        except (OSError, ValueError, SyntaxError):
+            raise UnreadableImageError("not an image file: nothing archived") from None
         return bytes(image), media_type
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buffer, format="PNG")
