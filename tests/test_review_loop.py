@@ -184,3 +184,17 @@ def test_adapt_page_adapts_the_picked_model_lists_it_and_switches_back(dashboard
     runs = app.dataframe[0].value
     assert runs.iloc[0]["reviewer"] == "alice" and runs.iloc[0]["model"] == "tiny for lab A"
     assert runs.iloc[0]["from"].startswith("source Lab A: 8 cells") and "cross-validated" in runs.iloc[0]["result"]
+
+
+def test_adapt_page_shows_the_archive_but_no_button_without_sign_in(dashboard_env, reviewer_secrets):
+    from streamlit.testing.v1 import AppTest
+
+    with ReviewStore(f"sqlite:///{dashboard_env / 'review.sqlite'}") as store:
+        review_cells(store, per_class=1)
+    app = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=30)
+    app.secrets.update({**reviewer_secrets, "access": {"read_only_open": True}})
+    app.run()
+    app.switch_page("pages/adapt.py").run()
+    assert not app.exception and app.dataframe[0].value.loc[OTHER_CLASS, "Lab A"] == 1
+    assert not [b for b in app.button if b.key == "adapt_run"]
+    assert any("Sign in" in i.value for i in app.info)
