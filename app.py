@@ -21,6 +21,7 @@ PAGES: list[tuple[str, str, str, str]] = [
     ("classify.py", "Classify", ":material/biotech:", "Clinician"),
     ("performance.py", "Model performance", ":material/monitoring:", "Clinician"),
     ("robustness.py", "Robustness", ":material/shield:", "Clinician"),
+    ("adapt.py", "Adapt to your lab", ":material/tune:", "Clinician"),
     ("duplicates.py", "Duplicates", ":material/content_copy:", "Data review"),
     ("outliers.py", "Outliers", ":material/scatter_plot:", "Data review"),
     ("label_issues.py", "Label issues", ":material/label:", "Data review"),

@@ -16,20 +16,29 @@ def default_model_dir() -> Path:
     return Path(configured) if configured else DEFAULT_MODEL_DIR
 
 
+def _data_dir_path() -> Path:
+    return Path(os.environ.get("BLOODCELL_DATA_DIR", PROJECT_ROOT / "data"))
+
+
 def data_dir() -> Path:
     """The one writable folder (review database, caches): ``$BLOODCELL_DATA_DIR`` or ``./data``.
 
     Created on first use, so the app writes nothing outside it.
     """
-    path = Path(os.environ.get("BLOODCELL_DATA_DIR", PROJECT_ROOT / "data"))
+    path = _data_dir_path()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
+def adapted_models_dir() -> Path:
+    """``data_dir()/models``: where the app writes models adapted to a laboratory (not created here)."""
+    return _data_dir_path() / "models"
+
+
 def model_search_dirs() -> list[Path]:
-    """``models/`` plus every folder in ``$BLOODCELL_MODELS_DIR`` (os.pathsep-separated)."""
+    """``models/``, every folder in ``$BLOODCELL_MODELS_DIR`` (os.pathsep-separated), then the adapted models."""
     extra = [Path(p) for p in os.environ.get("BLOODCELL_MODELS_DIR", "").split(os.pathsep) if p]
-    return [SHIPPED_MODELS_DIR, *extra]
+    return [SHIPPED_MODELS_DIR, *extra, adapted_models_dir()]
 
 
 def data_roots() -> list[Path]:

@@ -153,7 +153,7 @@ def selected_model_dir() -> Path:
 
 
 def model_picker(container: Any = None) -> Path | None:
-    """Sidebar selectbox of every model (models/ and ``$BLOODCELL_MODELS_DIR``).
+    """Sidebar selectbox of every model (models/, ``$BLOODCELL_MODELS_DIR``, the adapted models).
 
     Stores the choice as a string in ``st.session_state["app_model_dir"]`` and returns it.
     """
@@ -169,9 +169,18 @@ def model_picker(container: Any = None) -> Path | None:
         st.session_state[MODEL_PICKER_KEY] = current if current in options else options[0]
     choice = where.selectbox("Model", options, key=MODEL_PICKER_KEY,
                              format_func=lambda option: model_label(Path(option)),
-                             help="Models found in models/ and in $BLOODCELL_MODELS_DIR.")
+                             help="Models found in models/, in $BLOODCELL_MODELS_DIR and those adapted here "
+                                  "(the data folder's models/).")
     st.session_state[MODEL_DIR_KEY] = choice
     return Path(choice)
+
+
+def select_model(model_dir: str | Path) -> None:
+    """Make ``model_dir`` the picked model. A button callback (``on_click``): the picker's widget
+    state can only be set before the sidebar draws it, i.e. before the next run."""
+    chosen = str(Path(model_dir).resolve())
+    st.session_state[MODEL_PICKER_KEY] = chosen
+    st.session_state[MODEL_DIR_KEY] = chosen
 
 
 def model_problem(error: BaseException | str, model_dir: str | Path | None = None) -> str:
@@ -281,6 +290,26 @@ def require_view() -> Access:
         st.info("Sign in (sidebar) to view this page.")
         st.stop()
     return access
+
+
+LAB_SOURCE_KEY = "classify_lab_source"  # the laboratory/source name reviewed cells are archived under
+
+
+def lab_source_input(container: Any = None) -> str | None:
+    """The "Laboratory / source" text input (sidebar), set once per session; the cleaned name or None."""
+    where = container if container is not None else st.sidebar
+    where.text_input("Laboratory / source", key=LAB_SOURCE_KEY, max_chars=64,
+                     placeholder="e.g. St Mary's haematology",
+                     help="Cells you accept or correct are archived under this name, to adapt the model "
+                          "to this laboratory (page 'Adapt to your lab'). Set it once per session.")
+    return lab_source()
+
+
+def lab_source() -> str | None:
+    """The laboratory/source name set in this session (also readable inside button callbacks)."""
+    from bloodcell_core.review.archive import normalise_source
+
+    return normalise_source(st.session_state.get(LAB_SOURCE_KEY))
 
 
 # -- review store ----------------------------------------------------------------------------------

@@ -65,12 +65,15 @@ def on_review(image: ClassifiedImage, new_label: str | None, model_name: str) ->
         st.session_state[MESSAGE_KEY] = ("warning", "Pick the correct class first.")
         return
     try:
-        written = record_review(state.review_store(), image, new_label, current_reviewer(), model_name)
+        written = record_review(state.review_store(), image, new_label, current_reviewer(), model_name,
+                                source=state.lab_source())
     except BloodcellError as error:
         st.session_state[MESSAGE_KEY] = ("error", state.one_line(error))
         return
     verb = "Confirmed" if new_label == image.prediction.predicted else f"Corrected to {new_label}"
     outcome = "recorded" if written else "already recorded; nothing written"
+    if state.lab_source() is None:
+        outcome += " (not archived for adaptation: set the laboratory / source name in the sidebar)"
     st.session_state[MESSAGE_KEY] = ("success" if written else "info", f"{verb}: {outcome}.")
 
 
@@ -163,6 +166,8 @@ def visible(images: list[ClassifiedImage], which: str) -> list[int]:
 
 def main() -> None:
     access = state.require_view()
+    if access.reviewer is not None:
+        state.lab_source_input()
     st.title("Classify cells")
     predictor = state.predictor_or_stop()
     model_key = state.model_key(state.selected_model_dir())
@@ -198,7 +203,7 @@ def main() -> None:
     except BloodcellError as error:
         st.error(f"Review store unavailable, decisions can't be shown or recorded: {state.one_line(error)}")
         latest = {}
-    images = [ClassifiedImage(u.name, u.image_hash, p, latest.get(u.image_hash))
+    images = [ClassifiedImage(u.name, u.image_hash, p, latest.get(u.image_hash), pixels=u.image)
               for u, p in zip(readable, predictions)]
 
     flagged = sum(p.needs_review for p in predictions)

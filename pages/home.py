@@ -19,12 +19,15 @@ PAGE_LINKS = [  # (page file, label, icon, what it is for)
      "misclassified images; compare two models."),
     ("pages/robustness.py", "Robustness", ":material/shield:",
      "How accuracy holds up under blur, stain and noise corruptions, and on other laboratories' images."),
+    ("pages/adapt.py", "Adapt to your lab", ":material/tune:",
+     "The cells reviewers accepted or corrected, per class and laboratory; adapt the model on them and "
+     "compare before and after."),
     ("pages/duplicates.py", "Duplicates", ":material/content_copy:",
      "Exact and near-duplicate images, and leakage between splits: images that also occur in a second "
      "dataset, such as the test set."),
     ("pages/outliers.py", "Outliers", ":material/scatter_plot:", "Images unlike the rest of their class."),
     ("pages/label_issues.py", "Label issues", ":material/label:", "Images whose label is probably wrong."),
-    ("pages/review_log.py", "Review log", ":material/history:", "Every recorded decision: who, what, when."),
+    ("pages/review_log.py", "Review log", ":material/history:", "Every recorded decision and adaptation run: who, what, when."),
 ]
 
 access = state.require_view()

@@ -1,4 +1,4 @@
-"""Review log: every recorded decision (who, what, when), filterable, downloadable as CSV."""
+"""Review log: every recorded decision (who, what, when) and adaptation run, filterable, downloadable as CSV."""
 from __future__ import annotations
 
 from datetime import date, datetime, time, timezone
@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from bloodcell_core.adaptation.from_archive import adaptation_runs
 from bloodcell_core.errors import BloodcellError
 from bloodcell_core.review.store import ACTIONS, ReviewStore
 from dashboard import state
@@ -64,6 +65,19 @@ def show_table(history: pd.DataFrame) -> None:
                                 "image_hash": st.column_config.TextColumn("image hash (SHA-256)", width="small")})
 
 
+def show_adaptation_runs(store: ReviewStore) -> None:
+    """Models adapted on the reviewed-cell archive: who, when, from which cells, with what result."""
+    runs = adaptation_runs(store)
+    if runs.empty:
+        return
+    st.subheader("Adaptation runs")
+    st.dataframe(runs, hide_index=True, width="stretch",
+                 column_config={"time": st.column_config.DatetimeColumn("time (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+                                "from": st.column_config.TextColumn("adapted on"),
+                                "result": st.column_config.TextColumn("result (cross-validated; home check)")})
+    st.subheader("Decisions")
+
+
 def download(store: ReviewStore, filters: dict[str, object]) -> None:
     stamp = datetime.now(timezone.utc)
     st.download_button("Download CSV", store.to_csv(**filters), file_name=f"review-log-{stamp:%Y%m%d-%H%M}.csv",
@@ -85,6 +99,10 @@ def main() -> None:
     if everything.empty:
         st.info("No decisions recorded yet.")
         return
+    try:
+        show_adaptation_runs(store)
+    except BloodcellError as error:
+        st.error(state.one_line(error))
     filters = filters_from_widgets(everything)
     try:
         history = store.history(**filters)

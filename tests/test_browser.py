@@ -178,7 +178,7 @@ def external_requests(urls: list[str], server: str) -> list[str]:
             and urllib.parse.urlsplit(url).netloc != own]
 
 
-APP_PATHS = ("", "/classify", "/performance", "/robustness", "/duplicates", "/outliers", "/label_issues",
+APP_PATHS = ("", "/classify", "/performance", "/robustness", "/adapt", "/duplicates", "/outliers", "/label_issues",
              "/review_log")
 
 

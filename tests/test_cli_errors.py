@@ -27,6 +27,7 @@ WRITING_COMMANDS: dict[str, tuple[list[str], str, str]] = {
     "evaluate": (["evaluate", "{data}", "--model", "{model}"], "--out", "file"),
     "calibrate": (["calibrate", "{data}", "--model", "{model}"], "--out", "folder"),
     "review-export": (["review-export"], "--out", "file"),
+    "archive-export": (["archive-export"], "--out", "folder"),
     "export": (["export", "{data}", "--db", "{db}"], "--out", "file"),
     "audit": (["audit", "{data}", "--no-model"], "--out", "file"),
     "robustness": (["robustness", "{data}", "--model", "{model}"], "--out", "file"),

@@ -149,7 +149,8 @@ def test_csv_export_round_trips(review_store):
 
 def test_the_store_has_no_way_to_change_or_remove_decisions():
     public = {name for name in dir(ReviewStore) if not name.startswith("_")}
-    assert public == {"record", "latest", "history", "to_csv", "count", "schema_version", "close"}
+    assert public == {"record", "latest", "history", "to_csv", "count", "schema_version", "close",
+                      "archive", "archived"}  # the reviewed-cell archive: insert-once and read, nothing else
 
 
 @pytest.mark.parametrize("statement", ["UPDATE decisions SET reviewer = 'mallory'", "DELETE FROM decisions"])
@@ -185,23 +186,40 @@ def test_a_newer_schema_is_refused(review_store_url):
 def test_migrations_run_once_in_order(review_store_url, monkeypatch):
     ReviewStore(review_store_url).close()
     applied: list[int] = []
+    following = SCHEMA_VERSION + 1
 
     def add_notes_table(connection) -> None:
-        applied.append(2)
+        applied.append(following)
         connection.exec_driver_sql("CREATE TABLE reviewer_notes (id INTEGER PRIMARY KEY)")
 
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(store_module, "MIGRATIONS", {2: add_notes_table})
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", following)
+    monkeypatch.setattr(store_module, "MIGRATIONS", {**store_module.MIGRATIONS, following: add_notes_table})
     with ReviewStore(review_store_url) as store:
-        assert store.schema_version() == 2
+        assert store.schema_version() == following
         assert sa.inspect(sa.create_engine(store.url)).has_table("reviewer_notes")
     ReviewStore(review_store_url).close()
-    assert applied == [2]
+    assert applied == [following]
+
+
+def test_a_version_1_database_gains_the_archive(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'v1.sqlite'}"
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 1)
+    monkeypatch.setattr(store_module, "metadata", sa.MetaData())  # version 1 had no archived_images table
+    store_module.decisions_table.to_metadata(store_module.metadata)
+    store_module.schema_version_table.to_metadata(store_module.metadata)
+    with ReviewStore(url) as store:
+        store.record(decision())
+        assert not sa.inspect(sa.create_engine(store.url)).has_table("archived_images")
+    monkeypatch.undo()
+    with ReviewStore(url) as store:
+        assert store.schema_version() == SCHEMA_VERSION and store.count() == 1
+        assert sa.inspect(sa.create_engine(store.url)).has_table("archived_images")
+        assert store.archived() == []
 
 
 def test_a_missing_migration_is_refused(review_store_url, monkeypatch):
     ReviewStore(review_store_url).close()
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     with pytest.raises(ReviewStoreError, match="no migration"):
         ReviewStore(review_store_url)
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from bloodcell_core.inference.predictor import Prediction
@@ -51,6 +52,7 @@ class ClassifiedImage:
     image_hash: str
     prediction: Prediction
     decision: Decision | None = None
+    pixels: np.ndarray | None = field(default=None, repr=False)  # the decoded upload: what a review archives
 
     @property
     def reviewed_label(self) -> str | None:

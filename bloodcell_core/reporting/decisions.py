@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bloodcell_core.reporting.batch import ClassifiedImage
+from bloodcell_core.review.archive import archive_reviewed
 from bloodcell_core.review.auth import guarded_record
 from bloodcell_core.review.store import Decision, ReviewStore, make_request_id
 
@@ -62,17 +63,22 @@ def reviewer_latest(history: pd.DataFrame, hashes: Iterable[str]) -> dict[str, P
 
 
 def record_review(store: ReviewStore, image: ClassifiedImage, new_label: str, reviewer: str | None,
-                  model_name: str) -> bool:
+                  model_name: str, source: str | None = None) -> bool:
     """Record ``reviewer``'s accept/correct of ``image``; True when a new row was written.
 
     Refuses (BloodcellError) when nobody is signed in; returns False when the reviewer's current
-    decision already says ``new_label`` or when this exact request was stored before.
+    decision already says ``new_label`` or when this exact request was stored before.  Either way
+    the reviewed cell is then archived under the laboratory/source name ``source``
+    (:func:`~bloodcell_core.review.archive.archive_reviewed`: once per image, and not at all
+    without ``source`` or the image's pixels).
     """
+    written = False
     previous = None
     if reviewer:
         history = store.history(reviewer=reviewer, dataset=CLASSIFY_DATASET)
         previous = reviewer_latest(history, [image.image_hash]).get(image.image_hash)
-        if previous is not None and previous.new_label == new_label:
-            return False
-    decision = review_decision(image, new_label, reviewer or "", model_name, previous)
-    return guarded_record(store, decision, reviewer)
+    if previous is None or previous.new_label != new_label:
+        decision = review_decision(image, new_label, reviewer or "", model_name, previous)
+        written = guarded_record(store, decision, reviewer)
+    archive_reviewed(store, image.pixels, image.image_hash, source, reviewer, CLASSIFY_DATASET)
+    return written

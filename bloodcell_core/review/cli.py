@@ -1,4 +1,5 @@
-"""Review commands: ``hash-password`` (a secrets.toml account) and ``review-export`` (the audit trail as CSV)."""
+"""Review commands: ``hash-password`` (a secrets.toml account), ``review-export`` (the audit trail as CSV)
+and ``archive-export`` (the reviewed-cell archive as a folder of class folders)."""
 from __future__ import annotations
 
 import argparse
@@ -34,6 +35,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     exporter.add_argument("--dataset", help="only this dataset")
     exporter.add_argument("--since", type=_utc_datetime, help="only decisions at or after this ISO time (UTC if no zone)")
     exporter.set_defaults(func=run_review_export)
+
+    archive = subparsers.add_parser(
+        "archive-export", help="export the reviewed-cell archive as a folder of class folders (input for adapt)",
+        description="Writes every archived cell (accepted or corrected on Classify) as OUT/<class>/<sha256>.png, "
+                    "labelled by its latest decision, from the review database "
+                    "($BLOODCELL_DB_URL, $BLOODCELL_DB or data/review.sqlite).")
+    archive.add_argument("--out", type=Path, required=True, help="folder to write (new or empty)")
+    archive.add_argument("--source", help="only cells archived under this laboratory/source name")
+    archive.set_defaults(func=run_archive_export)
 
 
 def _utc_datetime(text: str) -> datetime:
@@ -90,4 +100,16 @@ def run_review_export(args: argparse.Namespace) -> int:
         return 0
     write_text(args.out, csv_text)
     print(f"wrote {len(history)} decisions from {where} to {args.out}", file=sys.stderr)
+    return 0
+
+
+def run_archive_export(args: argparse.Namespace) -> int:
+    from bloodcell_core.review.archive import export_archive
+    from bloodcell_core.review.store import ReviewStore
+
+    with ReviewStore() as store:
+        counts = export_archive(store, args.out, source=args.source)
+        where = store.where
+    per_class = ", ".join(f"{name} {n}" for name, n in sorted(counts.items()))
+    print(f"wrote {sum(counts.values())} archived cells ({per_class}) from {where} to {args.out}", file=sys.stderr)
     return 0

@@ -50,9 +50,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
 KEEP_ONE_COPY = "keep-one-copy"  # keep this file, and leave its byte-identical copies out of the export
-ACTIONS = ("keep", KEEP_ONE_COPY, "drop", "relabel", "not-duplicate", "confirm-prediction", "correct-prediction")
-ACTIONS_NEEDING_NEW_LABEL = ("relabel", "correct-prediction")
-SCHEMA_VERSION = 1
+ADAPT_MODEL = "adapt-model"  # a reviewer adapted a model on archived cells (see bloodcell_core.adaptation.from_archive)
+ACTIONS = ("keep", KEEP_ONE_COPY, "drop", "relabel", "not-duplicate", "confirm-prediction", "correct-prediction",
+           ADAPT_MODEL)
+ACTIONS_NEEDING_NEW_LABEL = ("relabel", "correct-prediction", ADAPT_MODEL)
+SCHEMA_VERSION = 2
 SQLITE_BUSY_TIMEOUT_S = 30.0
 # Connection pool, sized for the app: Streamlit runs one script thread per active session (plus
 # button callbacks), all sharing one store; 16 concurrent writers must never queue for a pooled
@@ -121,6 +123,22 @@ decisions_table = sa.Table(
     sqlite_autoincrement=True,  # ids are never reused, so "latest by id" is the order of commits
 )
 
+# Reviewed cells kept for adapting a model to the laboratory (bloodcell_core.review.archive): one row per
+# image hash, written once (a rerun or a second review inserts nothing); the label is not stored here but
+# read from the image's latest decision, so the latest decision always wins.
+archived_images_table = sa.Table(
+    "archived_images", metadata,
+    sa.Column("image_hash", sa.Text, primary_key=True),
+    sa.Column("dataset", sa.Text, nullable=False),  # whose decisions label it (classify-uploads)
+    sa.Column("source", sa.Text, nullable=False),  # the laboratory name the reviewer set
+    sa.Column("reviewer", sa.Text, nullable=False),  # who archived it (first review)
+    sa.Column("media_type", sa.Text, nullable=False),
+    sa.Column("image", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_archived_images_source", "source"),
+)
+ARCHIVE_COLUMNS = ("image_hash", "dataset", "source", "reviewer", "media_type", "created_at")
+
 _APPEND_ONLY_DDL = {
     "sqlite": [
         "CREATE TRIGGER decisions_no_update BEFORE UPDATE ON decisions "
@@ -138,10 +156,15 @@ _APPEND_ONLY_DDL = {
     ],
 }
 
+def _add_archived_images(connection: Connection) -> None:
+    """Version 2: the reviewed-cell archive."""
+    archived_images_table.create(connection, checkfirst=True)
+
+
 # version -> function bringing a database at ``version - 1`` up to ``version`` (inside the
-# set-up transaction).  Version 1 is created directly, so this is empty until the schema changes;
-# a future change adds e.g. ``2: _add_column_x`` here, edits the tables above and bumps SCHEMA_VERSION.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+# set-up transaction).  A fresh database gets the current tables directly; a change adds e.g.
+# ``3: _add_column_x`` here, edits the tables above and bumps SCHEMA_VERSION.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _add_archived_images}
 
 
 def make_request_id(*parts: object) -> str:
@@ -442,6 +465,29 @@ class ReviewStore:
         from bloodcell_core.outputs import frame_csv
 
         return frame_csv(self.history(**filters)).encode("utf-8")
+
+    def archive(self, row: dict[str, object]) -> bool:
+        """Insert one :data:`archived_images_table` row; False (nothing written) when its hash is archived."""
+        with self._errors("archive the image"), self._write() as connection:
+            if connection.dialect.name == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert
+            statement = insert(archived_images_table).values(**row).on_conflict_do_nothing(
+                index_elements=["image_hash"])
+            return connection.execute(statement).rowcount == 1
+
+    def archived(self, source: str | None = None, with_images: bool = False) -> list[dict[str, object]]:
+        """Archived rows (oldest first), optionally of one source; image bytes only when asked for."""
+        columns = [archived_images_table.c[name] for name in ARCHIVE_COLUMNS]
+        if with_images:
+            columns.append(archived_images_table.c.image)
+        query = sa.select(*columns).order_by(archived_images_table.c.created_at, archived_images_table.c.image_hash)
+        if source is not None:
+            query = query.where(archived_images_table.c.source == source)
+        with self._errors("read the archive"), self._read() as connection:
+            rows = connection.execute(query).all()
+        return [{**row._asdict(), "created_at": _utc(row.created_at)} for row in rows]
 
     def count(self, dataset: str | None = None) -> int:
         query = sa.select(sa.func.count()).select_from(decisions_table)
