@@ -64,14 +64,20 @@ def main() -> int:
     parser.add_argument("data", nargs="+")
     parser.add_argument("--model", default=None)
     parser.add_argument("--draws", type=int, default=5)
+    parser.add_argument("--merge", action="store_true",
+                        help="add to docs/adaptation.json (e.g. a laboratory measured with another model that "
+                             "never saw it) instead of starting it anew")
     args = parser.parse_args()
     predictor = Predictor.load(args.model)
     home = home_images(predictor, tqdm_progress())
-    results = {"model": predictor.name, "ks": list(DEFAULT_KS), "laboratories": {}}
+    results = {"ks": list(DEFAULT_KS), "laboratories": {}}
+    if args.merge and (DOCS / "adaptation.json").exists():
+        results = json.loads((DOCS / "adaptation.json").read_text())
     for path in args.data:
         dataset = load_dataset(path)
         curve = kshot_curve(predictor, dataset, draws=args.draws, home=home, progress=tqdm_progress())
         curve["seen_in_training"] = seen_in_training(predictor.card, dataset)
+        curve["model"] = predictor.name
         if home is not None:
             curve["home_parent_accuracy"] = float((predictor.run_prepared(home[0])[0].argmax(1) == home[1]).mean())
         results["laboratories"][Path(path).name] = curve

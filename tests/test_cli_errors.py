@@ -34,6 +34,8 @@ WRITING_COMMANDS: dict[str, tuple[list[str], str, str]] = {
     "shift-bench": (["shift-bench", "{data}", "--model", "{model}"], "--out", "file"),
     "bench": (["bench", "--skip-app", "--model", "{model}", "--data", "{data}"], "--out-dir", "folder"),
     "train": (["train", "{data}"], "--out", "folder"),
+    "crosslab": (["crosslab", "{data}", "--model", "{model}"], "--out", "file"),
+    "adapt": (["adapt", "{data}", "--model", "{model}"], "--out", "folder"),
     "download": (["download", "bloodmnist"], "--out", "folder"),
 }
 READ_ONLY_COMMANDS = {"hash-password"}  # prints a hash; writes no file

@@ -40,9 +40,10 @@ def _unlabelled_dataset(path: str):
 def check_new_folder(out: str | Path) -> Path:
     """The adapted model's folder: new or empty, never an existing model."""
     from bloodcell_core.errors import BloodcellError
+    from bloodcell_core.outputs import output_folder
 
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    out = output_folder(out)
+    if out.exists() and any(out.iterdir()):
         raise BloodcellError(f"{out}: already exists; adapt writes a new model folder and never overwrites one")
     return out
 
