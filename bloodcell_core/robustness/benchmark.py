@@ -152,7 +152,8 @@ def run_robustness(dataset: Dataset, predictor: Any, max_images: int | None = No
 
 # --- domain shifts ---------------------------------------------------------------------
 
-def _shift_scores(predictions: list[Any], y_true: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
+def _shift_scores(predictions: list[Any], y_true: np.ndarray, classes: Sequence[str],
+                  predictor: Any = None) -> dict[str, Any]:
     index = {name: i for i, name in enumerate(classes)}
     y_pred = np.array([index[p.predicted] for p in predictions], dtype=np.int64)
     flagged = np.array([bool(p.needs_review) for p in predictions])
@@ -161,7 +162,9 @@ def _shift_scores(predictions: list[Any], y_true: np.ndarray, classes: Sequence[
     return {"accuracy": scores["accuracy"], "balanced_accuracy": scores["balanced_accuracy"],
             "errors": int(wrong.sum()),
             "errors_flagged_fraction": float(flagged[wrong].mean()) if wrong.any() else None,
-            "flagged_fraction": float(flagged.mean()) if len(flagged) else 0.0}
+            "flagged_fraction": float(flagged.mean()) if len(flagged) else 0.0,
+            "confident_error_rate": float((wrong & ~flagged).mean()) if len(wrong) else 0.0,
+            "batch_shift": predictor.batch_shift(predictions) if hasattr(predictor, "batch_shift") else None}
 
 
 def _held_out(dataset: Dataset, predictor: Any) -> tuple[np.ndarray, str]:
@@ -196,13 +199,15 @@ def run_shift_bench(dataset: Dataset, predictor: Any, max_images: int | None = N
     images, indices, y_true = data["images"], data["indices"], data["y_true"]
     label = "Domain shifts"
     total = 1 + len(SHIFTS)
-    clean = _shift_scores(predictor.predict_images(images, batch_size=BATCH_SIZE), y_true, predictor.classes)
+    clean = _shift_scores(predictor.predict_images(images, batch_size=BATCH_SIZE), y_true, predictor.classes,
+                          predictor)
     _report(progress, 1, total, label)
     shifts: dict[str, dict[str, Any]] = {}
     for done, name in enumerate(SHIFTS, start=2):
         shifted = [apply_shift(image, name, derived_seed(seed, int(index), name))
                    for image, index in zip(images, indices)]
-        scores = _shift_scores(predictor.predict_images(shifted, batch_size=BATCH_SIZE), y_true, predictor.classes)
+        scores = _shift_scores(predictor.predict_images(shifted, batch_size=BATCH_SIZE), y_true, predictor.classes,
+                               predictor)
         shifts[name] = {**scores, "delta_accuracy": scores["accuracy"] - clean["accuracy"],
                         "delta_balanced_accuracy": scores["balanced_accuracy"] - clean["balanced_accuracy"]}
         _report(progress, done, total, label)

@@ -58,10 +58,11 @@ def robustness_card_summary(report: dict[str, Any]) -> dict[str, Any]:
 
 def shift_card_summary(report: dict[str, Any]) -> dict[str, Any]:
     """The card's ``shift_bench`` entry: accuracy, and the needs-review figures, per condition."""
-    keys = ("accuracy", "balanced_accuracy", "errors_flagged_fraction", "flagged_fraction")
+    keys = ("accuracy", "balanced_accuracy", "errors_flagged_fraction", "flagged_fraction", "confident_error_rate")
     conditions = {"clean": report["clean"], **report["shifts"]}
+    batch = {name: (row.get("batch_shift") or {}).get("detected") for name, row in conditions.items()}
     return {"n_images": report["n_images"], "held_out": report["held_out"], "seed": report["seed"],
-            "data": report.get("data"),
+            "data": report.get("data"), "batch_warning_fired": batch,
             "conditions": {name: {k: _rounded(row.get(k)) for k in keys} for name, row in conditions.items()},
             "abstention": report["abstention"]}
 
