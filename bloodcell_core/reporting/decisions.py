@@ -8,13 +8,13 @@ A request that repeats the reviewer's current decision records nothing at all.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
 from bloodcell_core.reporting.batch import ClassifiedImage
-from bloodcell_core.review.auth import guarded_record
+from bloodcell_core.review.auth import guarded_record_many
 from bloodcell_core.review.store import Decision, ReviewStore, make_request_id
 
 CLASSIFY_DATASET = "classify-uploads"  # the review store's ``dataset`` for uploaded images
@@ -68,11 +68,29 @@ def record_review(store: ReviewStore, image: ClassifiedImage, new_label: str, re
     Refuses (BloodcellError) when nobody is signed in; returns False when the reviewer's current
     decision already says ``new_label`` or when this exact request was stored before.
     """
-    previous = None
-    if reviewer:
-        history = store.history(reviewer=reviewer, dataset=CLASSIFY_DATASET)
-        previous = reviewer_latest(history, [image.image_hash]).get(image.image_hash)
-        if previous is not None and previous.new_label == new_label:
-            return False
-    decision = review_decision(image, new_label, reviewer or "", model_name, previous)
-    return guarded_record(store, decision, reviewer)
+    return record_reviews(store, [(image, new_label)], reviewer, model_name) == 1
+
+
+def record_reviews(store: ReviewStore, changes: Sequence[tuple[ClassifiedImage, str]], reviewer: str | None,
+                   model_name: str) -> int:
+    """Record several accept/correct decisions (one row per image) in ONE transaction; rows written.
+
+    Every review decision of the Classify page goes through here (single clicks too, through
+    :func:`record_review`), so whatever must happen to a reviewed cell has one place.  Images whose
+    current decision by ``reviewer`` already says the requested label are skipped, so a rerun of a
+    bulk click (or confirming a group twice) writes nothing new.
+    """
+    if not reviewer:
+        return guarded_record_many(store, [], reviewer)  # raises: nobody signed in
+    history = store.history(reviewer=reviewer, dataset=CLASSIFY_DATASET)
+    previous = reviewer_latest(history, [image.image_hash for image, _ in changes])
+    decisions, seen = [], set()
+    for image, new_label in changes:
+        before = previous.get(image.image_hash)
+        if image.image_hash in seen or (before is not None and before.new_label == new_label):
+            continue
+        seen.add(image.image_hash)
+        decisions.append(review_decision(image, new_label, reviewer, model_name, before))
+    if not decisions:
+        return 0
+    return guarded_record_many(store, decisions, reviewer)

@@ -294,6 +294,13 @@ def guarded_record(store: ReviewStore, decision: Decision, reviewer: str | None)
     return store.record(replace(decision, reviewer=reviewer))
 
 
+def guarded_record_many(store: ReviewStore, decisions: list[Decision], reviewer: str | None) -> int:
+    """:func:`guarded_record` for several decisions, written in one transaction; rows written."""
+    if not reviewer or not str(reviewer).strip():
+        raise BloodcellError("sign in to record decisions")
+    return store.record_many([replace(decision, reviewer=reviewer) for decision in decisions])
+
+
 # -- Streamlit glue ------------------------------------------------------------------------------
 
 def app_secrets() -> Mapping[str, Any]:

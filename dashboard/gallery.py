@@ -1,0 +1,92 @@
+"""Streamlit glue for the Classify page's cell gallery (grouping and thumbnails live in
+:mod:`bloodcell_core.reporting.gallery`).
+
+Each group is one ``st.dataframe`` whose cells are thumbnails, :data:`GRID_COLUMNS` to a row,
+with cell selection: clicking thumbnails selects cells (in any group), and the action bar then
+moves them to a class (a button per class, each with a number key as its shortcut) or confirms
+them.  Widget keys carry a generation number that the page bumps after every recorded action,
+so selections never point at cells that have since moved group.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from bloodcell_core.reporting.batch import ClassifiedImage
+from bloodcell_core.reporting.gallery import NEEDS_REVIEW, THUMBNAIL_SIDE, GalleryGroup
+
+GRID_COLUMNS = 8
+MAX_VISIBLE_ROWS = 6  # a taller group scrolls inside its table
+HEADER_PX = 36
+ROW_PX = THUMBNAIL_SIDE + 4
+GALLERY_KEY = "classify_gallery"
+
+
+def grid_frame(group: GalleryGroup, thumbnails: Sequence[str]) -> pd.DataFrame:
+    """The group's thumbnails laid out :data:`GRID_COLUMNS` to a row (empty cells at the end)."""
+    cells: list[str | None] = [thumbnails[p] for p in group.members]
+    cells += [None] * (-len(cells) % GRID_COLUMNS)
+    rows = [cells[i:i + GRID_COLUMNS] for i in range(0, len(cells), GRID_COLUMNS)]
+    return pd.DataFrame(rows, columns=[f"c{i}" for i in range(GRID_COLUMNS)])
+
+
+def selected_members(group: GalleryGroup, selection: Any) -> list[int]:
+    """Batch positions of the thumbnails selected in ``group``'s table."""
+    chosen = []
+    for row, column in selection.get("cells", []):
+        index = int(row) * GRID_COLUMNS + int(str(column).lstrip("c"))
+        if index < group.count:
+            chosen.append(group.members[index])
+    return chosen
+
+
+def group_key_part(group: GalleryGroup) -> str:
+    return group.key.replace(" ", "-")
+
+
+def group_grid(group: GalleryGroup, thumbnails: Sequence[str], generation: int) -> list[int]:
+    """Draw one group's thumbnail grid; the batch positions selected in it."""
+    frame = grid_frame(group, thumbnails)
+    config = {column: st.column_config.ImageColumn(" ", width=THUMBNAIL_SIDE) for column in frame.columns}
+    height = HEADER_PX + ROW_PX * min(len(frame), MAX_VISIBLE_ROWS) + 2
+    event = st.dataframe(frame, column_config=config, hide_index=True, row_height=ROW_PX, height=height,
+                         width="content", selection_mode="multi-cell", on_select="rerun",
+                         key=f"{GALLERY_KEY}_{generation}_{group_key_part(group)}")
+    return selected_members(group, event.selection)
+
+
+def group_heading(group: GalleryGroup, images: Sequence[ClassifiedImage],
+                  on_confirm: Callable[[GalleryGroup], None] | None) -> None:
+    """The group's name, count and share, and its confirm button (when the viewer may record);
+    for the needs-review group, why its cells were flagged."""
+    title, button = st.columns([3, 2], vertical_alignment="center")
+    icon = ":material/flag:" if group.key == NEEDS_REVIEW else (
+        ":material/task_alt:" if group.fully_confirmed else ":material/category:")
+    title.markdown(f"{icon} **{group.title}**")
+    if group.key == NEEDS_REVIEW:
+        reasons = Counter(r for p in group.members for r in images[p].prediction.review_reasons)
+        st.caption("Needs review: " + "; ".join(f"{reason} ({n})" for reason, n in reasons.most_common())
+                   + ". Look at each: select, then accept or move it.")
+    if on_confirm is not None and group.key != NEEDS_REVIEW and not group.fully_confirmed:
+        button.button(f"Confirm all {group.count}", key=f"classify_confirm_{group_key_part(group)}",
+                      icon=":material/done_all:", on_click=on_confirm, args=(group,),
+                      help=f"Record a confirmation for every cell in {group.key} not yet confirmed.")
+
+
+def action_bar(selected: list[int], images: Sequence[ClassifiedImage], classes: Sequence[str],
+               on_move: Callable[[list[int], str], None], on_accept: Callable[[list[int]], None]) -> None:
+    """Buttons that act on the selected cells: accept the model's labels, or move them to a class."""
+    names = ", ".join(images[p].name for p in selected[:5]) + (" ..." if len(selected) > 5 else "")
+    st.text(f"{len(selected)} selected: {names}")  # plain text: file names are untrusted
+    columns = st.columns(len(classes) + 1)
+    columns[0].button("Accept model's label", key="classify_accept_selected", icon=":material/check:",
+                      shortcut="A", on_click=on_accept, args=(selected,), help="Shortcut: A")
+    for number, (column, name) in enumerate(zip(columns[1:], classes), start=1):
+        shortcut = str(number) if number <= 9 else None
+        column.button(f"{name}", key=f"classify_move_{name}", on_click=on_move, args=(selected, name),
+                      shortcut=shortcut, help=f"Move the selected cells to {name}"
+                      + (f" (shortcut: {shortcut})" if shortcut else ""))
