@@ -19,7 +19,7 @@ import streamlit as st
 from bloodcell_core.reporting.batch import ClassifiedImage
 from bloodcell_core.reporting.gallery import NEEDS_REVIEW, THUMBNAIL_SIDE, GalleryGroup
 
-GRID_COLUMNS = 8
+GRID_COLUMNS = 5
 MAX_VISIBLE_ROWS = 6  # a taller group scrolls inside its table
 HEADER_PX = 36
 ROW_PX = THUMBNAIL_SIDE + 4
@@ -54,7 +54,7 @@ def group_grid(group: GalleryGroup, thumbnails: Sequence[str], generation: int) 
     config = {column: st.column_config.ImageColumn(" ", width=THUMBNAIL_SIDE) for column in frame.columns}
     height = HEADER_PX + ROW_PX * min(len(frame), MAX_VISIBLE_ROWS) + 2
     event = st.dataframe(frame, column_config=config, hide_index=True, row_height=ROW_PX, height=height,
-                         width="content", selection_mode="multi-cell", on_select="rerun",
+                         width="content", selection_mode="multi-cell", placeholder="", on_select="rerun",
                          key=f"{GALLERY_KEY}_{generation}_{group_key_part(group)}")
     return selected_members(group, event.selection)
 
@@ -82,11 +82,12 @@ def action_bar(selected: list[int], images: Sequence[ClassifiedImage], classes: 
     """Buttons that act on the selected cells: accept the model's labels, or move them to a class."""
     names = ", ".join(images[p].name for p in selected[:5]) + (" ..." if len(selected) > 5 else "")
     st.text(f"{len(selected)} selected: {names}")  # plain text: file names are untrusted
-    columns = st.columns(len(classes) + 1)
-    columns[0].button("Accept model's label", key="classify_accept_selected", icon=":material/check:",
-                      shortcut="A", on_click=on_accept, args=(selected,), help="Shortcut: A")
-    for number, (column, name) in enumerate(zip(columns[1:], classes), start=1):
+    st.button("Accept model's label", key="classify_accept_selected", icon=":material/check:", shortcut="A",
+              on_click=on_accept, args=(selected,), help="Record the model's label for each (shortcut: A)",
+              width="stretch")
+    columns = st.columns(2)
+    for number, name in enumerate(classes, start=1):
         shortcut = str(number) if number <= 9 else None
-        column.button(f"{name}", key=f"classify_move_{name}", on_click=on_move, args=(selected, name),
-                      shortcut=shortcut, help=f"Move the selected cells to {name}"
-                      + (f" (shortcut: {shortcut})" if shortcut else ""))
+        columns[(number - 1) % 2].button(
+            name, key=f"classify_move_{name}", on_click=on_move, args=(selected, name), shortcut=shortcut,
+            width="stretch", help=f"Move the selected cells to {name}" + (f" (shortcut: {shortcut})" if shortcut else ""))

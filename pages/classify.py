@@ -135,12 +135,17 @@ def show_review_controls(position: int, image: ClassifiedImage, classes: list[st
 
 
 def show_image(position: int, upload: DecodedUpload, image: ClassifiedImage, predictor: Predictor,
-               model_key: str, method: str, alpha: float, reviewer: str | None) -> None:
+               model_key: str, method: str, alpha: float, reviewer: str | None, narrow: bool = False) -> None:
+    """The detail card of one image; ``narrow``: pictures side by side above the result (the gallery's side)."""
     prediction = image.prediction
     with st.container(border=True):
         st.markdown(f"**Image {position + 1}**")
         st.text(upload.name)
-        original, explained, result = st.columns([1, 1, 1.4])
+        if narrow:
+            original, explained = st.columns(2)
+            result = st.container()
+        else:
+            original, explained, result = st.columns([1, 1, 1.4])
         original.image(draw_crop_box(upload.image, prediction.crop_box),
                        caption="Upload; orange box: the crop the model saw", width="stretch")
         try:
@@ -236,7 +241,7 @@ def show_gallery(uploads: list[DecodedUpload], images: list[ClassifiedImage], pr
         if len(selected) == 1:
             position = selected[0]
             show_image(position, uploads[position], images[position], predictor, model_key, method, alpha,
-                       reviewer)
+                       reviewer, narrow=True)
         elif not selected:
             st.info("Select a cell to see its probabilities, explanation and crop.", icon=":material/touch_app:")
 

@@ -80,8 +80,11 @@ def crop_thumbnail(image: np.ndarray, box: tuple[int, int, int, int] | None, lab
     ``side`` px square JPEG data URI, small enough for a gallery of hundreds of cells, with
     ``label`` (the confidence) printed small in its lower-left corner."""
     height, width = image.shape[:2]
-    left, top, right, bottom = box if box is not None else (0, 0, width, height)
-    crop = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).crop((left, top, right, bottom))
+    left, top, right, bottom = (int(v) for v in box) if box is not None else (0, 0, width, height)
+    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+    background = tuple(int(v) for v in np.median(border, axis=0))  # pad past the edges as the slide looks
+    crop = Image.new("RGB", (max(1, right - left), max(1, bottom - top)), background)
+    crop.paste(Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)), (-left, -top))
     crop = crop.resize((side, side), Image.Resampling.BILINEAR)
     if label:
         draw = ImageDraw.Draw(crop)
