@@ -16,6 +16,7 @@ from bloodcell_core.reporting.gallery import GalleryGroup, crop_thumbnail, galle
 from bloodcell_core.reporting.images import draw_crop_box, explained_crop
 from bloodcell_core.reporting.summary import summary_html
 from bloodcell_core.reporting.uploads import MB, DecodedUpload, decode_upload, upload_types_label
+from bloodcell_core.review import persistence
 from bloodcell_core.review.auth import current_reviewer
 from bloodcell_core.review.store import Decision
 from bloodcell_core.data.images import content_hash
@@ -27,6 +28,7 @@ THUMBNAILS_KEY = "classify_thumbnails"  # {model key|image hash: data URI of the
 DECODED_KEY = "classify_decoded"  # {image hash|file name: DecodedUpload}: each upload decoded once
 GENERATION_KEY = "classify_gallery_generation"  # bumped after each recorded action: clears selections
 MESSAGE_KEY = "classify_message"  # the outcome of the last review click: (kind, text)
+HAD_UPLOADS_KEY = "classify_had_uploads"  # the uploader held files on an earlier run of this session
 VIEWS = ("Gallery", "Cards")
 PER_PAGE = 6
 FILTERS = ("All images", "Needs review", "Not yet reviewed")
@@ -162,6 +164,32 @@ def show_image(position: int, upload: DecodedUpload, image: ClassifiedImage, pre
         if prediction.needs_review:
             st.warning("**Needs review**: " + "; ".join(prediction.review_reasons), icon=":material/flag:")
         show_review_controls(position, image, predictor.classes, predictor.name, reviewer)
+
+
+def current_batch(files: list | None) -> tuple[list[tuple[str, bytes]], bool]:
+    """(the batch's (name, bytes), whether it is the one kept from before a reload).
+
+    The uploader's files are the batch, and are kept for the session (see
+    :mod:`bloodcell_core.review.persistence`); an uploader emptied by the reviewer clears it; an
+    uploader empty since the session began (a reload) shows the kept batch.
+    """
+    if files:
+        batch = [(f.name, f.getvalue()) for f in files]
+        persistence.keep_batch(batch)
+        st.session_state[HAD_UPLOADS_KEY] = True
+        return batch, False
+    if st.session_state.pop(HAD_UPLOADS_KEY, False):
+        persistence.clear_batch()
+        return [], False
+    kept = persistence.kept_batch()
+    return kept, bool(kept)
+
+
+def show_kept_batch(count: int) -> None:
+    left, right = st.columns([3, 1], vertical_alignment="center")
+    left.info(f"Showing the batch of {count} image(s) kept from before the page was reloaded. "
+              "Uploading files replaces it.", icon=":material/restore:")
+    right.button("Clear batch", key="classify_clear_batch", icon=":material/delete:", on_click=persistence.clear_batch)
 
 
 def decoded_uploads(files: list[tuple[str, bytes]], max_bytes: int) -> list[DecodedUpload]:
@@ -320,11 +348,13 @@ def main() -> None:
     if len(predictor.tta_views) > 1:
         st.caption(f"This model averages its probabilities over {len(predictor.tta_views)} views of each crop "
                    f"({', '.join(predictor.tta_views)}); the heatmap explains the upright crop.")
-    if not files:
+    batch, kept = current_batch(files)
+    if not batch:
         st.info("Upload one or more images of single cells to classify them.")
         return
-
-    uploads = decoded_uploads([(f.name, f.getvalue()) for f in files], max_mb * MB)
+    if kept:
+        show_kept_batch(len(batch))
+    uploads = decoded_uploads(batch, max_mb * MB)
     readable = [u for u in uploads if u.ok]
     bad = [u for u in uploads if not u.ok]
     if bad:

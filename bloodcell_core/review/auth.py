@@ -334,9 +334,26 @@ def read_only_allowed() -> bool:
     return read_only_open(app_secrets())
 
 
+def _keep_session(secrets: Mapping[str, Any], container: Any) -> None:
+    """Restore / check / start the session that survives reloads (:mod:`.persistence`).
+
+    A data directory that can't be written costs only the reload persistence, not the page.
+    """
+    from bloodcell_core.review import persistence
+
+    try:
+        persistence.keep_session(secrets, container)
+    except OSError:
+        return
+
+
 def _sign_out(mode: str) -> None:
+    """Sign out and forget the session kept for reloads (its cookie's record and its batch)."""
     import streamlit as st
 
+    from bloodcell_core.review import persistence
+
+    persistence.forget_session()
     if mode == "oidc":
         st.logout()
         return
@@ -348,8 +365,11 @@ def _sign_out(mode: str) -> None:
 def _sign_in(name: str, mode: str) -> None:
     import streamlit as st
 
+    from bloodcell_core.review import persistence
+
     st.session_state[SESSION_USER_KEY] = name
     st.session_state[SESSION_MODE_KEY] = mode
+    persistence.remember_user(name, mode)
     st.rerun()
 
 
@@ -410,6 +430,7 @@ def sign_in_form(location: str = "sidebar") -> Identity | None:
     container = st.sidebar if location == "sidebar" else st.container()
     try:
         secrets = app_secrets()
+        _keep_session(secrets, container)
         mode = sign_in_mode(secrets)
         identity = session_identity(secrets, st.session_state, _user_info())
     except AuthConfigError as error:

@@ -1,0 +1,144 @@
+"""Streamlit glue for :mod:`bloodcell_core.review.sessions`: keep the sign-in and the batch across reloads.
+
+:func:`keep_session` runs at the top of every page run (from ``auth.sign_in_form``):
+
+- on a session's first run it looks for the session cookie (``st.context.cookies``, sent with
+  the page's websocket request) and, when it names a live record, restores the sign-in from it;
+- later runs check the record is still live: idle longer than the timeout, the session is signed
+  out (and its batch dropped) with a one-line note;
+- a session without a record gets a new one, and the browser the cookie (a two-line script drawn
+  with ``st.html``; the cookie is not HttpOnly, as only a page script can set it from Streamlit).
+
+The context's cookies are those of the websocket's start, so they are only read on the first run:
+after a sign-out the old cookie is not read again, and the new record's cookie replaces it.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bloodcell_core.paths import data_dir
+from bloodcell_core.review.sessions import COOKIE_LIFETIME_S, COOKIE_NAME, DEFAULT_IDLE_MINUTES, SessionRecord, \
+    SessionStore, secret_key
+
+SESSION_ID_KEY = "auth_session_id"
+COOKIE_CHECKED_KEY = "auth_cookie_checked"
+
+
+def idle_minutes(secrets: Mapping[str, Any]) -> float:
+    """``[access] idle_timeout_minutes`` (default 30): a positive number of minutes."""
+    from bloodcell_core.review.auth import AuthConfigError
+
+    access = secrets.get("access") or {}
+    value = access.get("idle_timeout_minutes", DEFAULT_IDLE_MINUTES) if isinstance(access, Mapping) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise AuthConfigError("[access] idle_timeout_minutes must be a positive number of minutes")
+    return float(value)
+
+
+def session_store(secrets: Mapping[str, Any]) -> SessionStore:
+    access = secrets.get("access") or {}
+    configured = access.get("session_secret") if isinstance(access, Mapping) else None
+    root = data_dir()
+    return SessionStore(root, secret_key(str(configured) if configured else None, root), idle_minutes(secrets) * 60)
+
+
+def cookie_script(value: str, max_age_s: int) -> str:
+    """The script that stores the session cookie in the browser (for this app's path, same site only)."""
+    cookie = json.dumps(f"{COOKIE_NAME}={value}; Path=/; Max-Age={max_age_s}; SameSite=Strict")
+    return (f"<script>document.cookie = {cookie} + (location.protocol === 'https:' ? '; Secure' : '');"
+            "</script>")
+
+
+def _restore(record: SessionRecord) -> None:
+    import streamlit as st
+
+    from bloodcell_core.review.auth import SESSION_MODE_KEY, SESSION_USER_KEY
+
+    if record.user and SESSION_USER_KEY not in st.session_state:
+        st.session_state[SESSION_USER_KEY] = record.user
+        st.session_state[SESSION_MODE_KEY] = record.mode
+
+
+def _sign_out_locally() -> None:
+    import streamlit as st
+
+    from bloodcell_core.review.auth import SESSION_MODE_KEY, SESSION_USER_KEY
+
+    for key in (SESSION_USER_KEY, SESSION_MODE_KEY, SESSION_ID_KEY):
+        st.session_state.pop(key, None)
+
+
+def keep_session(secrets: Mapping[str, Any], container: Any) -> SessionRecord:
+    """This session's live record (restored, checked or new; see the module docstring)."""
+    import streamlit as st
+
+    store = session_store(secrets)
+    record = None
+    session_id = st.session_state.get(SESSION_ID_KEY)
+    if session_id is None and not st.session_state.get(COOKIE_CHECKED_KEY):
+        record = store.from_cookie(st.context.cookies.get(COOKIE_NAME))
+        if record is not None:
+            _restore(record)
+    elif session_id is not None:
+        record = store.load(session_id)
+        if record is None:
+            _sign_out_locally()
+            container.caption(f"Signed out after {store.idle_s / 60:.0f} minutes without activity.")
+    st.session_state[COOKIE_CHECKED_KEY] = True
+    if record is None:
+        record = store.create()
+        container.html(cookie_script(store.cookie_for(record), COOKIE_LIFETIME_S), unsafe_allow_javascript=True)
+    st.session_state[SESSION_ID_KEY] = record.session_id
+    store.touch(record)
+    return record
+
+
+def _current(secrets: Mapping[str, Any] | None = None) -> tuple[SessionStore, SessionRecord] | None:
+    import streamlit as st
+
+    from bloodcell_core.review.auth import app_secrets
+
+    store = session_store(app_secrets() if secrets is None else secrets)
+    session_id = st.session_state.get(SESSION_ID_KEY)
+    record = store.load(session_id) if session_id else None
+    return None if record is None else (store, record)
+
+
+def remember_user(name: str | None, mode: str | None) -> None:
+    """Write who is signed in (None: nobody) into this session's record."""
+    current = _current()
+    if current is not None:
+        store, record = current
+        record.user, record.mode = name, mode
+        store.save(record)
+
+
+def forget_session() -> None:
+    """Sign-out: delete the record and its batch; the next run starts a new session (and cookie)."""
+    import streamlit as st
+
+    current = _current()
+    if current is not None:
+        store, record = current
+        store.end(record.session_id)
+    st.session_state.pop(SESSION_ID_KEY, None)
+
+
+def kept_batch() -> list[tuple[str, bytes]]:
+    """The batch kept for this session (empty when none)."""
+    current = _current()
+    return [] if current is None else current[0].batch_files(current[1])
+
+
+def keep_batch(files: Sequence[tuple[str, bytes]]) -> None:
+    current = _current()
+    if current is not None:
+        current[0].keep_batch(current[1], files)
+
+
+def clear_batch() -> None:
+    current = _current()
+    if current is not None:
+        current[0].clear_batch(current[1])
