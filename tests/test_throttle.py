@@ -79,7 +79,7 @@ def test_the_sign_in_form_refuses_even_the_right_password_while_throttled(monkey
     with caplog.at_level(logging.INFO, logger="bloodcell_core.sign_in"):
         assert attempt("wrong") == ["Wrong username or password."]
         assert attempt(PASSWORD) == ["Too many failed sign-ins: try again in 1 s."]
-    assert app.text[-1].value == "reviewer=None"
+    assert "reviewer=None" in [t.value for t in app.text]
     assert "'wrong'" not in caplog.text and PASSWORD not in caplog.text
     time.sleep(1.05)  # the first delay has passed
-    assert attempt(PASSWORD) == [] and app.text[-1].value == "reviewer=alice"
+    assert attempt(PASSWORD) == [] and "reviewer=alice" in [t.value for t in app.text]
