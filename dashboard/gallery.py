@@ -4,8 +4,9 @@
 Each group is one ``st.dataframe`` whose cells are thumbnails, :data:`GRID_COLUMNS` to a row,
 with cell selection: clicking thumbnails selects cells (in any group), and the action bar then
 moves them to a class (a button per class, each with a number key as its shortcut) or confirms
-them.  Widget keys carry a generation number that the page bumps after every recorded action,
-so selections never point at cells that have since moved group.
+them.  After cells are moved, the groups they were selected in get new table keys
+(:func:`clear_selections`), so no selection points at cells that have since left; the other
+groups keep theirs, so the browser rebuilds only those tables.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ MAX_VISIBLE_ROWS = 6  # a taller group scrolls inside its table
 HEADER_PX = 36
 ROW_PX = THUMBNAIL_SIDE + 4
 GALLERY_KEY = "classify_gallery"
+GENERATIONS_KEY = "classify_gallery_generations"  # {group key: times its selection was cleared}
 
 
 def grid_frame(group: GalleryGroup, thumbnails: Sequence[str]) -> pd.DataFrame:
@@ -48,14 +50,30 @@ def group_key_part(group: GalleryGroup) -> str:
     return group.key.replace(" ", "-")
 
 
-def group_grid(group: GalleryGroup, thumbnails: Sequence[str], generation: int) -> list[int]:
+def grid_key(group: GalleryGroup) -> str:
+    """The group's table key: its name and how often its selection was cleared."""
+    generation = st.session_state.get(GENERATIONS_KEY, {}).get(group.key, 0)
+    return f"{GALLERY_KEY}_{group.key.replace(' ', '-')}_{generation}"
+
+
+def clear_selections(group_keys: set[str]) -> None:
+    """Unselect the cells of these groups (from a button callback): their tables get new keys.
+
+    Only the groups that had a selection are redrawn from scratch; the others keep their keys.
+    """
+    generations: dict[str, int] = st.session_state.setdefault(GENERATIONS_KEY, {})
+    for key in group_keys:
+        generations[key] = generations.get(key, 0) + 1
+
+
+def group_grid(group: GalleryGroup, thumbnails: Sequence[str]) -> list[int]:
     """Draw one group's thumbnail grid; the batch positions selected in it."""
     frame = grid_frame(group, thumbnails)
     config = {column: st.column_config.ImageColumn(" ", width=THUMBNAIL_SIDE) for column in frame.columns}
     height = HEADER_PX + ROW_PX * min(len(frame), MAX_VISIBLE_ROWS) + 2
     event = st.dataframe(frame, column_config=config, hide_index=True, row_height=ROW_PX, height=height,
                          width="content", selection_mode="multi-cell", placeholder="", on_select="rerun",
-                         key=f"{GALLERY_KEY}_{generation}_{group_key_part(group)}")
+                         key=grid_key(group))
     return selected_members(group, event.selection)
 
 

@@ -12,7 +12,8 @@ from bloodcell_core.explain.overlay import DEFAULT_ALPHA
 from bloodcell_core.inference.predictor import Prediction, Predictor
 from bloodcell_core.reporting.batch import ClassifiedImage, differential_count, predictions_csv
 from bloodcell_core.reporting.decisions import CLASSIFY_DATASET, record_review, record_reviews
-from bloodcell_core.reporting.gallery import GalleryGroup, crop_thumbnail, gallery_groups, group_confirmations
+from bloodcell_core.reporting.gallery import (GalleryGroup, crop_thumbnail, gallery_groups, group_confirmations,
+                                             group_key)
 from bloodcell_core.reporting.images import draw_crop_box, explained_crop
 from bloodcell_core.reporting.summary import summary_html
 from bloodcell_core.reporting.uploads import MB, DecodedUpload, decode_upload, upload_types_label
@@ -26,7 +27,6 @@ PREDICTIONS_KEY = "classify_predictions"  # {model key|image hash: Prediction}
 EXPLANATIONS_KEY = "classify_explanations"  # {model key|method|image hash: (crop, heatmap)}
 THUMBNAILS_KEY = "classify_thumbnails"  # {model key|image hash: data URI of the gallery thumbnail}
 DECODED_KEY = "classify_decoded"  # {image hash|file name: DecodedUpload}: each upload decoded once
-GENERATION_KEY = "classify_gallery_generation"  # bumped after each recorded action: clears selections
 MESSAGE_KEY = "classify_message"  # the outcome of the last review click: (kind, text)
 HAD_UPLOADS_KEY = "classify_had_uploads"  # the uploader held files on an earlier run of this session
 VIEWS = ("Gallery", "Cards")
@@ -215,13 +215,13 @@ def thumbnails_for(uploads: list[DecodedUpload], images: list[ClassifiedImage], 
 
 
 def record_changes(changes: list[tuple[ClassifiedImage, str]], model_name: str, what: str) -> None:
-    """Callback of the gallery's buttons: record every change in one transaction, then clear selections."""
+    """Callback of the gallery's buttons: record every change in one transaction, then unselect the cells."""
     try:
         written = record_reviews(state.review_store(), changes, current_reviewer(), model_name)
     except BloodcellError as error:
         st.session_state[MESSAGE_KEY] = ("error", state.one_line(error))
         return
-    st.session_state[GENERATION_KEY] = st.session_state.get(GENERATION_KEY, 0) + 1
+    gallery.clear_selections({group_key(image) for image, _label in changes})
     if written:
         st.session_state[MESSAGE_KEY] = ("success", f"{what}: {written} decision(s) recorded.")
     else:
@@ -242,7 +242,6 @@ def show_gallery(uploads: list[DecodedUpload], images: list[ClassifiedImage], pr
     """Cells grouped by class (needs review first); selected cells get the action bar and, one
     selected, its detail card (the only place a heatmap is computed)."""
     thumbnails = thumbnails_for(uploads, images, model_key)
-    generation = st.session_state.get(GENERATION_KEY, 0)
     name = predictor.name
 
     def confirm(group: GalleryGroup) -> None:
@@ -262,7 +261,7 @@ def show_gallery(uploads: list[DecodedUpload], images: list[ClassifiedImage], pr
         for group in gallery_groups(images, predictor.classes):
             with st.container(border=True):
                 gallery.group_heading(group, images, confirm if reviewer else None)
-                selected += gallery.group_grid(group, thumbnails, generation)
+                selected += gallery.group_grid(group, thumbnails)
     with detail_column:
         if selected and reviewer:
             gallery.action_bar(selected, images, predictor.classes, move, accept)

@@ -48,9 +48,9 @@ def counts(app) -> dict[str, int]:
 
 
 def select(app, group: str, cells: list[tuple[int, int]]):
-    generation = app.session_state["classify_gallery_generation"] if "classify_gallery_generation" in \
-        app.session_state else 0
-    key = f"classify_gallery_{generation}_{group.replace(' ', '-')}"
+    generations = app.session_state["classify_gallery_generations"] if "classify_gallery_generations" in \
+        app.session_state else {}
+    key = f"classify_gallery_{group.replace(' ', '-')}_{generations.get(group, 0)}"
     app.session_state[key] = {"selection": {"rows": [], "columns": [], "cells": [[r, f"c{c}"] for r, c in cells]}}
     return app.run()
 

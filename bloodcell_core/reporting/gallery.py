@@ -92,5 +92,5 @@ def crop_thumbnail(image: np.ndarray, box: tuple[int, int, int, int] | None, lab
         draw.rectangle((text_box[0] - 2, text_box[1] - 1, text_box[2] + 2, text_box[3] + 1), fill=(0, 0, 0))
         draw.text((3, side - 14), label, fill=(255, 255, 255))
     buffer = io.BytesIO()
-    crop.save(buffer, format="JPEG", quality=85)
+    crop.save(buffer, format="JPEG", quality=80)
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
