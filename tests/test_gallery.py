@@ -110,3 +110,21 @@ def test_groups_and_thumbnails_in_core():
     assert [(g.key, g.count) for g in groups] == [(NEEDS_REVIEW, 1), ("monocyte", 1), ("zzz", 1)]
     uri = crop_thumbnail(colour_cell("lymphocyte"), (-8, -8, 40, 40), "57%")
     assert uri.startswith("data:image/jpeg;base64,")
+
+
+def test_gif_and_webp_are_classified_and_other_types_counted_as_not_readable(gallery_env):
+    import io
+
+    from PIL import Image
+
+    def encoded(kind: str) -> bytes:
+        buffer = io.BytesIO()
+        Image.fromarray(colour_cell("neutrophil", seed=3)).save(buffer, format=kind)
+        return buffer.getvalue()
+
+    app = upload(open_app(page="pages/classify.py"), [
+        ("cell.gif", encoded("GIF")), ("cell.webp", encoded("WEBP")), ("notes.pdf", b"%PDF-1.4")])
+    metrics = {m.label: m.value for m in app.metric}
+    assert (metrics["Images analysed"], metrics["Not readable"]) == ("2", "1")
+    assert any(t.value.startswith("notes.pdf: file type .pdf not accepted") for t in app.text)
+    assert app.file_uploader(key="classify_uploads").proto.type == []  # the browser refuses nothing itself
