@@ -28,7 +28,6 @@ EXPLANATIONS_KEY = "classify_explanations"  # {model key|method|image hash: (cro
 THUMBNAILS_KEY = "classify_thumbnails"  # {model key|image hash: data URI of the gallery thumbnail}
 DECODED_KEY = "classify_decoded"  # {image hash|file name: DecodedUpload}: each upload decoded once
 MESSAGE_KEY = "classify_message"  # the outcome of the last review click: (kind, text)
-HAD_UPLOADS_KEY = "classify_had_uploads"  # the uploader held files on an earlier run of this session
 VIEWS = ("Gallery", "Cards")
 PER_PAGE = 6
 FILTERS = ("All images", "Needs review", "Not yet reviewed")
@@ -167,22 +166,24 @@ def show_image(position: int, upload: DecodedUpload, image: ClassifiedImage, pre
 
 
 def current_batch(files: list | None) -> tuple[list[tuple[str, bytes]], bool]:
-    """(the batch's (name, bytes), whether it is the one kept from before a reload).
+    """(the batch's (name, bytes), whether it is the one kept from before a reload or a page switch).
 
     The uploader's files are the batch, and are kept for the session (see
-    :mod:`bloodcell_core.review.persistence`); an uploader emptied by the reviewer clears it; an
-    uploader empty since the session began (a reload) shows the kept batch.
+    :mod:`bloodcell_core.review.persistence`); an uploader that is empty because the page was
+    reloaded or left shows the kept batch (an uploader the reviewer emptied has cleared it).
     """
     if files:
         batch = [(f.name, f.getvalue()) for f in files]
         persistence.keep_batch(batch)
-        st.session_state[HAD_UPLOADS_KEY] = True
         return batch, False
-    if st.session_state.pop(HAD_UPLOADS_KEY, False):
-        persistence.clear_batch()
-        return [], False
     kept = persistence.kept_batch()
     return kept, bool(kept)
+
+
+def uploads_changed() -> None:
+    """The uploader's callback: the reviewer removing every file clears the kept batch too."""
+    if not st.session_state.get("classify_uploads"):
+        persistence.clear_batch()
 
 
 def show_kept_batch(count: int) -> None:
@@ -310,6 +311,7 @@ def classified(uploads: list[DecodedUpload], predictions: list[Prediction]) -> l
 def review_batch(uploads: list[DecodedUpload], predictions: list[Prediction], bad: list[DecodedUpload],
                  predictor: Predictor, model_key: str, method: str, alpha: float, access: state.Access) -> None:
     """Counts, downloads and the images; a fragment, so a review click reruns only this part."""
+    persistence.touch_session()  # a fragment run is activity too (the idle timeout)
     images = classified(uploads, predictions)
     columns = st.columns(4)
     columns[0].metric("Images analysed", len(uploads))
@@ -337,7 +339,7 @@ def main() -> None:
 
     files = st.file_uploader(
         f"Single-cell images ({upload_types_label()})", accept_multiple_files=True, key="classify_uploads",
-        help=f"One cell per image, as cut out by the analyser; up to {max_mb} MB each.")
+        on_change=uploads_changed, help=f"One cell per image, as cut out by the analyser; up to {max_mb} MB each.")
     method_column, alpha_column = st.columns(2)
     method = method_column.selectbox("Explanation method", list(METHOD_NAMES), index=METHOD_NAMES.index(DEFAULT_METHOD),
                                      key="classify_method",

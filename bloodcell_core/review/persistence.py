@@ -14,8 +14,9 @@ after a sign-out the old cookie is not read again, and the new record's cookie r
 """
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from bloodcell_core.paths import data_dir
@@ -95,17 +96,46 @@ def keep_session(secrets: Mapping[str, Any], container: Any) -> SessionRecord:
     return record
 
 
-def _current(secrets: Mapping[str, Any] | None = None) -> tuple[SessionStore, SessionRecord] | None:
+def _best_effort(action: Callable[..., None]) -> Callable[..., None]:
+    """Persistence is a convenience: a data directory that can't be written must not break a page."""
+    @functools.wraps(action)
+    def wrapped(*args: Any, **kwargs: Any) -> None:
+        try:
+            action(*args, **kwargs)
+        except OSError:
+            return
+
+    return wrapped
+
+
+def _current() -> tuple[SessionStore, SessionRecord] | None:
+    """(store, this session's live record), or None: no record, or persistence unavailable (a
+    configuration error, which the sign-in widgets show, or a data directory that can't be used)."""
     import streamlit as st
 
+    from bloodcell_core.errors import BloodcellError
     from bloodcell_core.review.auth import app_secrets
 
-    store = session_store(app_secrets() if secrets is None else secrets)
     session_id = st.session_state.get(SESSION_ID_KEY)
-    record = store.load(session_id) if session_id else None
+    if not session_id:
+        return None
+    try:
+        store = session_store(app_secrets())
+        record = store.load(session_id)
+    except (OSError, BloodcellError):
+        return None
     return None if record is None else (store, record)
 
 
+@_best_effort
+def touch_session() -> None:
+    """Note activity from a run that does not draw the sign-in (a fragment's rerun)."""
+    current = _current()
+    if current is not None:
+        current[0].touch(current[1])
+
+
+@_best_effort
 def remember_user(name: str | None, mode: str | None) -> None:
     """Write who is signed in (None: nobody) into this session's record."""
     current = _current()
@@ -116,14 +146,23 @@ def remember_user(name: str | None, mode: str | None) -> None:
 
 
 def forget_session() -> None:
-    """Sign-out: delete the record and its batch; the next run starts a new session (and cookie)."""
+    """Sign-out: delete the record and its batch; the next run starts a new session (and cookie).
+
+    Should the record not be deletable, it is at least stripped of the user and the batch.
+    """
     import streamlit as st
 
     current = _current()
-    if current is not None:
-        store, record = current
-        store.end(record.session_id)
     st.session_state.pop(SESSION_ID_KEY, None)
+    if current is None:
+        return
+    store, record = current
+    try:
+        store.end(record.session_id)
+    except OSError:
+        record.user = record.mode = None
+        record.batch = []
+        _best_effort(store.save)(record)
 
 
 def kept_batch() -> list[tuple[str, bytes]]:
@@ -132,12 +171,14 @@ def kept_batch() -> list[tuple[str, bytes]]:
     return [] if current is None else current[0].batch_files(current[1])
 
 
+@_best_effort
 def keep_batch(files: Sequence[tuple[str, bytes]]) -> None:
     current = _current()
     if current is not None:
         current[0].keep_batch(current[1], files)
 
 
+@_best_effort
 def clear_batch() -> None:
     current = _current()
     if current is not None:
