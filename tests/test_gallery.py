@@ -128,3 +128,16 @@ def test_gif_and_webp_are_classified_and_other_types_counted_as_not_readable(gal
     assert (metrics["Images analysed"], metrics["Not readable"]) == ("2", "1")
     assert any(t.value.startswith("notes.pdf: file type .pdf not accepted") for t in app.text)
     assert app.file_uploader(key="classify_uploads").proto.type == []  # the browser refuses nothing itself
+
+
+def test_the_batch_is_kept_across_a_page_switch_until_the_uploader_is_emptied(gallery_env):
+    app = upload(open_app(page="pages/classify.py"), batch_files())
+    app.switch_page("pages/home.py").run()
+    app.switch_page("pages/classify.py").run()
+    assert not app.exception
+    assert any("batch of 12 image(s) kept" in i.value for i in app.info)
+    assert {m.label: m.value for m in app.metric}["Images analysed"] == "12"
+    upload(app, batch_files()[:2])  # a new upload replaces the kept batch
+    upload(app, [])  # the reviewer removes every file: the kept batch goes too
+    assert any("Upload one or more images" in i.value for i in app.info)
+    assert not list((gallery_env / "batches").iterdir())
