@@ -10,6 +10,7 @@ groups keep theirs, so the browser rebuilds only those tables.
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -77,6 +78,11 @@ def group_grid(group: GalleryGroup, thumbnails: Sequence[str]) -> list[int]:
     return selected_members(group, event.selection)
 
 
+def reason_kind(reason: str) -> str:
+    """``low confidence`` for ``low confidence (0.61 < 0.86)``: the reason without its figures."""
+    return re.split(r" \(|: ", reason, maxsplit=1)[0]
+
+
 def group_heading(group: GalleryGroup, images: Sequence[ClassifiedImage],
                   on_confirm: Callable[[GalleryGroup], None] | None) -> None:
     """The group's name, count and share, and its confirm button (when the viewer may record);
@@ -86,7 +92,7 @@ def group_heading(group: GalleryGroup, images: Sequence[ClassifiedImage],
         ":material/task_alt:" if group.fully_confirmed else ":material/category:")
     title.markdown(f"{icon} **{group.title}**")
     if group.key == NEEDS_REVIEW:
-        reasons = Counter(r for p in group.members for r in images[p].prediction.review_reasons)
+        reasons = Counter(reason_kind(r) for p in group.members for r in images[p].prediction.review_reasons)
         st.caption("Needs review: " + "; ".join(f"{reason} ({n})" for reason, n in reasons.most_common())
                    + ". Look at each: select, then accept or move it.")
     if on_confirm is not None and group.key != NEEDS_REVIEW and not group.fully_confirmed:
