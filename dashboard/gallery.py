@@ -112,6 +112,6 @@ def action_bar(selected: list[int], images: Sequence[ClassifiedImage], classes: 
     columns = st.columns(2)
     for number, name in enumerate(classes, start=1):
         shortcut = str(number) if number <= 9 else None
-        columns[(number - 1) % 2].button(
-            name, key=f"classify_move_{name}", on_click=on_move, args=(selected, name), shortcut=shortcut,
-            width="stretch", help=f"Move the selected cells to {name}" + (f" (shortcut: {shortcut})" if shortcut else ""))
+        hint = f"Move the selected cells to {name}" + (f" (shortcut: {shortcut})" if shortcut else "")
+        columns[(number - 1) % 2].button(name, key=f"classify_move_{name}", on_click=on_move, args=(selected, name),
+                                         shortcut=shortcut, width="stretch", help=hint)

@@ -22,7 +22,8 @@ def colour_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from bloodcell_core.models.store import save_model
     from tests.helpers_dashboard import build_colour_model
 
-    return save_model(build_colour_model(), tiny_model_card("colour-test"), tmp_path_factory.mktemp("colour") / "colour")
+    folder = tmp_path_factory.mktemp("colour") / "colour"
+    return save_model(build_colour_model(), tiny_model_card("colour-test"), folder)
 
 
 @pytest.fixture

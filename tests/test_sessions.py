@@ -85,4 +85,5 @@ def test_secret_and_idle_timeout_come_from_the_config(tmp_path):
         with pytest.raises(AuthConfigError, match="idle_timeout_minutes"):
             idle_minutes({"access": {"idle_timeout_minutes": bad}})
     script = cookie_script("abc.1.sig", 60)
-    assert script.startswith("<script>") and '"bloodcell_session=abc.1.sig; Path=/; Max-Age=60; SameSite=Strict"' in script
+    assert script.startswith("<script>")
+    assert '"bloodcell_session=abc.1.sig; Path=/; Max-Age=60; SameSite=Strict"' in script

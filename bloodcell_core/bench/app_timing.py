@@ -22,9 +22,10 @@ the name is typed on Classify before the first upload, outside the timed steps.
 
 Selectors are Streamlit's stable test ids (``stApp``'s ``data-test-script-state``, ``stMain``,
 ``stImage``, ``stSkeleton``, ``stSidebarNav``, ``stMetricValue``, ``stDataFrame``), the uploader's
-``input[type=file]`` and the ``st-key-<key>`` class of keyed widgets, so the timing doesn't depend on the
-pages' wording (the batch metrics are the first four on Classify: analysed, needs review, reviewed, not readable).  Anything missing (app, Chromium, Playwright) skips the app
-part with the reason; anything failing mid-way is reported with what was measured so far.
+``input[type=file]`` and the ``st-key-<key>`` class of keyed widgets, so the timing doesn't depend
+on the pages' wording (the batch metrics are the first four on Classify: analysed, needs review,
+reviewed, not readable).  Anything missing (app, Chromium, Playwright) skips the app part with the
+reason; anything failing mid-way is reported with what was measured so far.
 """
 from __future__ import annotations
 
