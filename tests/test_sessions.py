@@ -87,3 +87,27 @@ def test_secret_and_idle_timeout_come_from_the_config(tmp_path):
     script = cookie_script("abc.1.sig", 60)
     assert script.startswith("<script>")
     assert '"bloodcell_session=abc.1.sig; Path=/; Max-Age=60; SameSite=Strict"' in script
+
+
+def test_signing_in_moves_the_session_to_a_new_record_and_signing_out_deletes_it(monkeypatch, tmp_path):
+    import json
+
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("BLOODCELL_DATA_DIR", str(tmp_path))
+    app = AppTest.from_string("from bloodcell_core.review.auth import require_reviewer\nrequire_reviewer()\n",
+                              default_timeout=30)
+    app.secrets.update({"access": {"allow_unverified_names": True}})
+    app.run()
+    before = app.session_state["auth_session_id"]
+    assert [p.stem for p in (tmp_path / "sessions").glob("*.json")] == [before]
+    app.sidebar.text_input(key="bloodcell-sign-in-name").input("Dr Test")
+    next(b for b in app.sidebar.button if b.label == "Start reviewing").click().run()
+    after = app.session_state["auth_session_id"]
+    records = list((tmp_path / "sessions").glob("*.json"))
+    assert after != before and [p.stem for p in records] == [after]
+    assert json.loads(records[0].read_text())["user"] == "unverified:Dr Test"
+    assert any("bloodcell_session=" in h.proto.body for h in app.sidebar.get("html"))  # the new cookie
+    next(b for b in app.sidebar.button if b.label == "Sign out").click().run()
+    assert after not in [p.stem for p in (tmp_path / "sessions").glob("*.json")]
+    assert "auth_user" not in app.session_state

@@ -7,7 +7,9 @@
 - later runs check the record is still live: idle longer than the timeout, the session is signed
   out (and its batch dropped) with a one-line note;
 - a session without a record gets a new one, and the browser the cookie (a two-line script drawn
-  with ``st.html``; the cookie is not HttpOnly, as only a page script can set it from Streamlit).
+  with ``st.html``; the cookie is not HttpOnly, as only a page script can set it from Streamlit);
+- signing in moves the session to a new record and cookie (no session fixation), signing out
+  deletes the record (:func:`remember_user`, :func:`forget_session`, called by ``auth``).
 
 The context's cookies are those of the websocket's start, so they are only read on the first run:
 after a sign-out the old cookie is not read again, and the new record's cookie replaces it.
@@ -25,6 +27,7 @@ from bloodcell_core.review.sessions import COOKIE_LIFETIME_S, COOKIE_NAME, DEFAU
 
 SESSION_ID_KEY = "auth_session_id"
 COOKIE_CHECKED_KEY = "auth_cookie_checked"
+PENDING_COOKIE_KEY = "auth_pending_cookie"  # a cookie to hand the browser on the next run
 
 
 def idle_minutes(secrets: Mapping[str, Any]) -> float:
@@ -88,9 +91,12 @@ def keep_session(secrets: Mapping[str, Any], container: Any) -> SessionRecord:
             _sign_out_locally()
             container.caption(f"Signed out after {store.idle_s / 60:.0f} minutes without activity.")
     st.session_state[COOKIE_CHECKED_KEY] = True
+    cookie = st.session_state.pop(PENDING_COOKIE_KEY, None)
     if record is None:
         record = store.create()
-        container.html(cookie_script(store.cookie_for(record), COOKIE_LIFETIME_S), unsafe_allow_javascript=True)
+        cookie = store.cookie_for(record)
+    if cookie is not None:
+        container.html(cookie_script(cookie, COOKIE_LIFETIME_S), unsafe_allow_javascript=True)
     st.session_state[SESSION_ID_KEY] = record.session_id
     store.touch(record)
     return record
@@ -137,12 +143,23 @@ def touch_session() -> None:
 
 @_best_effort
 def remember_user(name: str | None, mode: str | None) -> None:
-    """Write who is signed in (None: nobody) into this session's record."""
+    """Sign-in: move this session to a new record (new id, new cookie) that names the user.
+
+    A new id on sign-in means a cookie planted or seen before the sign-in never carries it.  The
+    new cookie is written by the next run's :func:`keep_session` (the sign-in reruns at once).
+    """
+    import streamlit as st
+
     current = _current()
-    if current is not None:
-        store, record = current
-        record.user, record.mode = name, mode
-        store.save(record)
+    if current is None:
+        return
+    store, old = current
+    record = store.create()
+    record.user, record.mode, record.batch = name, mode, list(old.batch)
+    store.save(record)  # before ending the old one: its batch's images stay wanted
+    store.end(old.session_id)
+    st.session_state[SESSION_ID_KEY] = record.session_id
+    st.session_state[PENDING_COOKIE_KEY] = store.cookie_for(record)
 
 
 def forget_session() -> None:
