@@ -58,6 +58,17 @@ def test_same_request_id_is_recorded_once(review_store):
     assert review_store.latest()["h1"].action == "relabel"
 
 
+def test_record_many_writes_a_batch_in_one_transaction_once(review_store):
+    batch = [decision(image_hash=f"h{i}", action="confirm-prediction", new_label="ig", request_id=f"bulk-{i}")
+             for i in range(50)]
+    assert review_store.record_many(batch) == 50
+    assert review_store.record_many(batch) == 0  # a rerun of the bulk click
+    assert review_store.record_many([*batch[:2], decision(image_hash="new", request_id="bulk-new")]) == 1
+    with pytest.raises(ReviewStoreError, match="unknown review action"):
+        review_store.record_many([decision(image_hash="x", request_id="ok"), decision(action="nonsense")])
+    assert review_store.count() == 51 and review_store.record_many([]) == 0
+
+
 def test_decisions_without_request_id_are_all_kept(review_store):
     assert review_store.record(decision())
     assert review_store.record(decision())
