@@ -12,21 +12,18 @@ from bloodcell_core.explain.overlay import DEFAULT_ALPHA
 from bloodcell_core.inference.predictor import Prediction, Predictor
 from bloodcell_core.reporting.batch import ClassifiedImage, differential_count, predictions_csv
 from bloodcell_core.reporting.decisions import CLASSIFY_DATASET, record_review, record_reviews
-from bloodcell_core.reporting.gallery import (GalleryGroup, crop_thumbnail, gallery_groups, group_confirmations,
-                                             group_key)
+from bloodcell_core.reporting.gallery import GalleryGroup, gallery_groups, group_confirmations, group_key
 from bloodcell_core.reporting.images import draw_crop_box, explained_crop
 from bloodcell_core.reporting.summary import summary_html
-from bloodcell_core.reporting.uploads import MB, DecodedUpload, decode_upload, upload_types_label
-from bloodcell_core.review import persistence
+from bloodcell_core.reporting.uploads import MB, DecodedUpload, upload_types_label
 from bloodcell_core.review.auth import current_reviewer
 from bloodcell_core.review.store import Decision
-from bloodcell_core.data.images import content_hash
 from dashboard import charts, gallery, state
+from dashboard.batch_state import (THUMBNAILS_KEY, UPLOADS_KEY, current_batch, decoded_uploads, show_kept_batch,
+                                   thumbnails_for, touch_session, uploads_changed)
 
 PREDICTIONS_KEY = "classify_predictions"  # {model key|image hash: Prediction}
 EXPLANATIONS_KEY = "classify_explanations"  # {model key|method|image hash: (crop, heatmap)}
-THUMBNAILS_KEY = "classify_thumbnails"  # {model key|image hash: data URI of the gallery thumbnail}
-DECODED_KEY = "classify_decoded"  # {image hash|file name: DecodedUpload}: each upload decoded once
 MESSAGE_KEY = "classify_message"  # the outcome of the last review click: (kind, text)
 VIEWS = ("Gallery", "Cards")
 PER_PAGE = 6
@@ -165,56 +162,6 @@ def show_image(position: int, upload: DecodedUpload, image: ClassifiedImage, pre
         show_review_controls(position, image, predictor.classes, predictor.name, reviewer)
 
 
-def current_batch(files: list | None) -> tuple[list[tuple[str, bytes]], bool]:
-    """(the batch's (name, bytes), whether it is the one kept from before a reload or a page switch).
-
-    The uploader's files are the batch, and are kept for the session (see
-    :mod:`bloodcell_core.review.persistence`); an uploader that is empty because the page was
-    reloaded or left shows the kept batch (an uploader the reviewer emptied has cleared it).
-    """
-    if files:
-        batch = [(f.name, f.getvalue()) for f in files]
-        persistence.keep_batch(batch)
-        return batch, False
-    kept = persistence.kept_batch()
-    return kept, bool(kept)
-
-
-def uploads_changed() -> None:
-    """The uploader's callback: the reviewer removing every file clears the kept batch too."""
-    if not st.session_state.get("classify_uploads"):
-        persistence.clear_batch()
-
-
-def show_kept_batch(count: int) -> None:
-    left, right = st.columns([3, 1], vertical_alignment="center")
-    left.info(f"Showing the batch of {count} image(s) kept from before the page was reloaded. "
-              "Uploading files replaces it.", icon=":material/restore:")
-    right.button("Clear batch", key="classify_clear_batch", icon=":material/delete:", on_click=persistence.clear_batch)
-
-
-def decoded_uploads(files: list[tuple[str, bytes]], max_bytes: int) -> list[DecodedUpload]:
-    """Each (name, bytes) decoded once per session (a rerun only hashes the bytes again)."""
-    previous: dict[str, DecodedUpload] = st.session_state.get(DECODED_KEY, {})
-    current: dict[str, DecodedUpload] = {}
-    for name, data in files:
-        key = f"{content_hash(data)}|{name}"
-        current[key] = previous.get(key) or decode_upload(name, data, max_bytes)
-    st.session_state[DECODED_KEY] = current
-    return [current[f"{content_hash(data)}|{name}"] for name, data in files]
-
-
-def thumbnails_for(uploads: list[DecodedUpload], images: list[ClassifiedImage], model_key: str) -> list[str]:
-    """The gallery thumbnail (the model's crop, with its confidence) of every image, made once."""
-    cache: dict[str, str] = st.session_state.setdefault(THUMBNAILS_KEY, {})
-    for upload, image in zip(uploads, images):
-        key = f"{model_key}|{upload.image_hash}"
-        if key not in cache:
-            prediction = image.prediction
-            cache[key] = crop_thumbnail(upload.image, prediction.crop_box, f"{prediction.confidence:.0%}")
-    return [cache[f"{model_key}|{u.image_hash}"] for u in uploads]
-
-
 def record_changes(changes: list[tuple[ClassifiedImage, str]], model_name: str, what: str) -> None:
     """Callback of the gallery's buttons: record every change in one transaction, then unselect the cells."""
     try:
@@ -311,7 +258,7 @@ def classified(uploads: list[DecodedUpload], predictions: list[Prediction]) -> l
 def review_batch(uploads: list[DecodedUpload], predictions: list[Prediction], bad: list[DecodedUpload],
                  predictor: Predictor, model_key: str, method: str, alpha: float, access: state.Access) -> None:
     """Counts, downloads and the images; a fragment, so a review click reruns only this part."""
-    persistence.touch_session()  # a fragment run is activity too (the idle timeout)
+    touch_session()  # a fragment run is activity too (the idle timeout)
     images = classified(uploads, predictions)
     columns = st.columns(4)
     columns[0].metric("Images analysed", len(uploads))
@@ -338,7 +285,7 @@ def main() -> None:
     max_mb = int(st.get_option("server.maxUploadSize"))
 
     files = st.file_uploader(
-        f"Single-cell images ({upload_types_label()})", accept_multiple_files=True, key="classify_uploads",
+        f"Single-cell images ({upload_types_label()})", accept_multiple_files=True, key=UPLOADS_KEY,
         on_change=uploads_changed, help=f"One cell per image, as cut out by the analyser; up to {max_mb} MB each.")
     method_column, alpha_column = st.columns(2)
     method = method_column.selectbox("Explanation method", list(METHOD_NAMES), index=METHOD_NAMES.index(DEFAULT_METHOD),

@@ -372,6 +372,8 @@ class ReviewStore:
         skipped, so recording the same batch twice writes it once.
         """
         rows = [_validated_row(decision) for decision in decisions]  # refuse the batch before writing any
+        if not rows:
+            return 0
         written = 0
         with self._errors("record the decisions"), self._write() as connection:
             for row in rows:
