@@ -27,6 +27,12 @@ HEADER_PX = 36
 ROW_PX = THUMBNAIL_SIDE + 4
 GALLERY_KEY = "classify_gallery"
 GENERATIONS_KEY = "classify_gallery_generations"  # {group key: times its selection was cleared}
+DETAIL_KEY = "classify_detail"  # the side column's container (action bar, opened cell)
+# The column holding that container sticks below the top bar while the gallery scrolls past, so
+# the action bar and the opened cell stay on screen next to any group (CSS only; no script).
+STICKY_CSS = (f'<style>[data-testid="stColumn"]:has(.st-key-{DETAIL_KEY}) '
+              "{position: sticky; top: 4rem; align-self: flex-start; z-index: 1; max-height: calc(100vh - 5rem); "
+              "overflow-y: auto; overflow-anchor: none;}</style>")
 
 
 def grid_frame(group: GalleryGroup, thumbnails: Sequence[str]) -> pd.DataFrame:
@@ -35,6 +41,11 @@ def grid_frame(group: GalleryGroup, thumbnails: Sequence[str]) -> pd.DataFrame:
     cells += [None] * (-len(cells) % GRID_COLUMNS)
     rows = [cells[i:i + GRID_COLUMNS] for i in range(0, len(cells), GRID_COLUMNS)]
     return pd.DataFrame(rows, columns=[f"c{i}" for i in range(GRID_COLUMNS)])
+
+
+def keep_in_view() -> None:
+    """Make the column with the :data:`DETAIL_KEY` container stick while the gallery scrolls."""
+    st.html(STICKY_CSS)
 
 
 def selected_members(group: GalleryGroup, selection: Any) -> list[int]:

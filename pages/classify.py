@@ -210,7 +210,8 @@ def show_gallery(uploads: list[DecodedUpload], images: list[ClassifiedImage], pr
             with st.container(border=True):
                 gallery.group_heading(group, images, confirm if reviewer else None)
                 selected += gallery.group_grid(group, thumbnails)
-    with detail_column:
+    gallery.keep_in_view()
+    with detail_column.container(key=gallery.DETAIL_KEY):
         if selected and reviewer:
             gallery.action_bar(selected, images, predictor.classes, move, accept)
         if len(selected) == 1:
