@@ -111,3 +111,24 @@ def test_signing_in_moves_the_session_to_a_new_record_and_signing_out_deletes_it
     next(b for b in app.sidebar.button if b.label == "Sign out").click().run()
     assert after not in [p.stem for p in (tmp_path / "sessions").glob("*.json")]
     assert "auth_user" not in app.session_state
+
+
+def test_an_idle_signed_in_session_is_signed_out_with_a_note(monkeypatch, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from bloodcell_core.review import sessions
+
+    monkeypatch.setenv("BLOODCELL_DATA_DIR", str(tmp_path))
+    app = AppTest.from_string("from bloodcell_core.review.auth import require_reviewer\nrequire_reviewer()\n",
+                              default_timeout=30)
+    app.secrets.update({"access": {"allow_unverified_names": True, "idle_timeout_minutes": 1}})
+    app.run()
+    app.sidebar.text_input(key="bloodcell-sign-in-name").input("Dr Idle")
+    next(b for b in app.sidebar.button if b.label == "Start reviewing").click().run()
+    assert "auth_user" in app.session_state
+    later = sessions.time.time() + 61
+    monkeypatch.setattr(sessions.time, "time", lambda: later)
+    app.run()
+    assert "auth_user" not in app.session_state
+    assert any("Signed out: 1 minutes without activity" in c.value for c in app.sidebar.caption)
+    assert any(b.label == "Start reviewing" for b in app.sidebar.button)

@@ -65,13 +65,16 @@ def _restore(record: SessionRecord) -> None:
         st.session_state[SESSION_MODE_KEY] = record.mode
 
 
-def _sign_out_locally() -> None:
+def _sign_out_locally() -> bool:
+    """Forget this session's sign-in and record id; whether someone was signed in."""
     import streamlit as st
 
     from bloodcell_core.review.auth import SESSION_MODE_KEY, SESSION_USER_KEY
 
+    was_signed_in = st.session_state.get(SESSION_USER_KEY) is not None
     for key in (SESSION_USER_KEY, SESSION_MODE_KEY, SESSION_ID_KEY):
         st.session_state.pop(key, None)
+    return was_signed_in
 
 
 def keep_session(secrets: Mapping[str, Any], container: Any) -> SessionRecord:
@@ -87,9 +90,9 @@ def keep_session(secrets: Mapping[str, Any], container: Any) -> SessionRecord:
             _restore(record)
     elif session_id is not None:
         record = store.load(session_id)
-        if record is None:
-            _sign_out_locally()
-            container.caption(f"Signed out after {store.idle_s / 60:.0f} minutes without activity.")
+        if record is None and _sign_out_locally():
+            container.caption(f"Signed out: {store.idle_s / 60:.0f} minutes without activity, or signed out "
+                              "in another tab.")
     st.session_state[COOKIE_CHECKED_KEY] = True
     cookie = st.session_state.pop(PENDING_COOKIE_KEY, None)
     if record is None:

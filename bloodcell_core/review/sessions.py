@@ -65,12 +65,12 @@ class SessionStore:
     """Session records and their batches' images under one folder (the app's data directory)."""
 
     def __init__(self, root: Path, secret: bytes, idle_s: float = DEFAULT_IDLE_MINUTES * 60,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] | None = None) -> None:
         self.sessions = root / "sessions"
         self.images = root / "batches"
         self._secret = secret
         self.idle_s = idle_s
-        self._clock = clock
+        self._clock = clock or time.time
 
     # -- cookies ----------------------------------------------------------------------------
 
