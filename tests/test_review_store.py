@@ -160,7 +160,7 @@ def test_csv_export_round_trips(review_store):
 
 def test_the_store_has_no_way_to_change_or_remove_decisions():
     public = {name for name in dir(ReviewStore) if not name.startswith("_")}
-    assert public == {"record", "latest", "history", "to_csv", "count", "schema_version", "close"}
+    assert public == {"record", "record_many", "latest", "history", "to_csv", "count", "schema_version", "close"}
 
 
 @pytest.mark.parametrize("statement", ["UPDATE decisions SET reviewer = 'mallory'", "DELETE FROM decisions"])
