@@ -11,17 +11,21 @@ from bloodcell_core.explain import DEFAULT_METHOD, METHOD_NAMES, overlay
 from bloodcell_core.explain.overlay import DEFAULT_ALPHA
 from bloodcell_core.inference.predictor import Prediction, Predictor
 from bloodcell_core.reporting.batch import ClassifiedImage, differential_count, predictions_csv
-from bloodcell_core.reporting.decisions import CLASSIFY_DATASET, record_review
+from bloodcell_core.reporting.decisions import CLASSIFY_DATASET, record_review, record_reviews
+from bloodcell_core.reporting.gallery import GalleryGroup, gallery_groups, group_confirmations, group_key
 from bloodcell_core.reporting.images import draw_crop_box, explained_crop
 from bloodcell_core.reporting.summary import summary_html
-from bloodcell_core.reporting.uploads import MB, UPLOAD_TYPES, DecodedUpload, decode_uploads
+from bloodcell_core.reporting.uploads import MB, DecodedUpload, upload_types_label
 from bloodcell_core.review.auth import current_reviewer
 from bloodcell_core.review.store import Decision
-from dashboard import charts, state
+from dashboard import charts, gallery, state
+from dashboard.batch_state import (THUMBNAILS_KEY, UPLOADS_KEY, current_batch, decoded_uploads, show_kept_batch,
+                                   thumbnails_for, touch_session, uploads_changed)
 
 PREDICTIONS_KEY = "classify_predictions"  # {model key|image hash: Prediction}
 EXPLANATIONS_KEY = "classify_explanations"  # {model key|method|image hash: (crop, heatmap)}
 MESSAGE_KEY = "classify_message"  # the outcome of the last review click: (kind, text)
+VIEWS = ("Gallery", "Cards")
 PER_PAGE = 6
 FILTERS = ("All images", "Needs review", "Not yet reviewed")
 TOAST_ICONS = {"success": ":material/task_alt:", "info": ":material/info:", "warning": ":material/warning:",
@@ -41,7 +45,7 @@ def predictions_for(uploads: list[DecodedUpload], predictor: Predictor, model_ke
 
 def forget_other_images(hashes: set[str]) -> None:
     """Drop cached predictions and heatmaps of images no longer uploaded (memory stays bounded)."""
-    for key in (PREDICTIONS_KEY, EXPLANATIONS_KEY):
+    for key in (PREDICTIONS_KEY, EXPLANATIONS_KEY, THUMBNAILS_KEY):
         cache: dict = st.session_state.get(key, {})
         for stale in [k for k in cache if k.split("|")[-2 if key == EXPLANATIONS_KEY else -1] not in hashes]:
             del cache[stale]
@@ -132,12 +136,17 @@ def show_review_controls(position: int, image: ClassifiedImage, classes: list[st
 
 
 def show_image(position: int, upload: DecodedUpload, image: ClassifiedImage, predictor: Predictor,
-               model_key: str, method: str, alpha: float, reviewer: str | None) -> None:
+               model_key: str, method: str, alpha: float, reviewer: str | None, narrow: bool = False) -> None:
+    """The detail card of one image; ``narrow``: pictures side by side above the result (the gallery's side)."""
     prediction = image.prediction
     with st.container(border=True):
         st.markdown(f"**Image {position + 1}**")
         st.text(upload.name)
-        original, explained, result = st.columns([1, 1, 1.4])
+        if narrow:
+            original, explained = st.columns(2)
+            result = st.container()
+        else:
+            original, explained, result = st.columns([1, 1, 1.4])
         original.image(draw_crop_box(upload.image, prediction.crop_box),
                        caption="Upload; orange box: the crop the model saw", width="stretch")
         try:
@@ -156,12 +165,122 @@ def show_image(position: int, upload: DecodedUpload, image: ClassifiedImage, pre
         show_review_controls(position, image, predictor.classes, predictor.name, reviewer)
 
 
+def record_changes(changes: list[tuple[ClassifiedImage, str]], model_name: str, what: str) -> None:
+    """Callback of the gallery's buttons: record every change in one transaction, then unselect the cells."""
+    try:
+        written = record_reviews(state.review_store(), changes, current_reviewer(), model_name,
+                                 source=state.lab_source())
+    except BloodcellError as error:
+        st.session_state[MESSAGE_KEY] = ("error", state.one_line(error))
+        return
+    gallery.clear_selections({group_key(image) for image, _label in changes})
+    if written:
+        st.session_state[MESSAGE_KEY] = ("success", f"{what}: {written} decision(s) recorded.")
+    else:
+        st.session_state[MESSAGE_KEY] = ("info", f"{what}: already recorded; nothing written.")
+
+
+def show_message() -> None:
+    message = st.session_state.pop(MESSAGE_KEY, None)
+    if message is not None:
+        kind, text = message
+        st.toast(state.md_escape(text), icon=TOAST_ICONS[kind], duration="long")
+        if kind in ("warning", "error"):
+            getattr(st, kind)(state.md_escape(text))
+
+
+def show_gallery(uploads: list[DecodedUpload], images: list[ClassifiedImage], predictor: Predictor,
+                 model_key: str, method: str, alpha: float, reviewer: str | None) -> None:
+    """Cells grouped by class (needs review first); selected cells get the action bar and, one
+    selected, its detail card (the only place a heatmap is computed)."""
+    thumbnails = thumbnails_for(uploads, images, model_key)
+    name = predictor.name
+
+    def confirm(group: GalleryGroup) -> None:
+        record_changes(group_confirmations(images, group), name, f"Confirmed {group.key}")
+
+    def move(selected: list[int], label: str) -> None:
+        record_changes([(images[p], label) for p in selected], name, f"Moved to {label}")
+
+    def accept(selected: list[int]) -> None:
+        record_changes([(images[p], images[p].prediction.predicted) for p in selected], name, "Accepted")
+
+    grid_column, detail_column = st.columns([3, 2])
+    selected: list[int] = []
+    with grid_column:
+        st.caption("Click a cell to open it; Ctrl-click or drag to select several, in any group. Then press "
+                   "a class, or its number key, to move the selected cells there.")
+        for group in gallery_groups(images, predictor.classes):
+            with st.container(border=True):
+                gallery.group_heading(group, images, confirm if reviewer else None)
+                selected += gallery.group_grid(group, thumbnails)
+    gallery.keep_in_view()
+    with detail_column.container(key=gallery.DETAIL_KEY):
+        if selected and reviewer:
+            gallery.action_bar(selected, images, predictor.classes, move, accept)
+        if len(selected) == 1:
+            position = selected[0]
+            show_image(position, uploads[position], images[position], predictor, model_key, method, alpha,
+                       reviewer, narrow=True)
+        elif not selected:
+            st.info("Select a cell to see its probabilities, explanation and crop.", icon=":material/touch_app:")
+
+
+def show_cards(uploads: list[DecodedUpload], images: list[ClassifiedImage], predictor: Predictor,
+               model_key: str, method: str, alpha: float, reviewer: str | None) -> None:
+    """One large card per image, six to a page (the view for looking at images one by one)."""
+    which = st.radio("Show", FILTERS, horizontal=True, key="classify_filter")
+    shown = visible(images, which)
+    pages = max(1, -(-len(shown) // PER_PAGE))
+    if st.session_state.get("classify_page", 1) > pages:
+        st.session_state["classify_page"] = 1
+    page = st.columns([1, 4])[0].number_input(f"Page (of {pages})", 1, pages, key="classify_page") if pages > 1 else 1
+    for position in shown[(page - 1) * PER_PAGE: page * PER_PAGE]:
+        show_image(position, uploads[position], images[position], predictor, model_key, method, alpha, reviewer)
+    if not shown:
+        st.caption("No image matches this filter.")
+
+
 def visible(images: list[ClassifiedImage], which: str) -> list[int]:
     if which == "Needs review":
         return [i for i, image in enumerate(images) if image.prediction.needs_review]
     if which == "Not yet reviewed":
         return [i for i, image in enumerate(images) if image.decision is None]
     return list(range(len(images)))
+
+
+def classified(uploads: list[DecodedUpload], predictions: list[Prediction]) -> list[ClassifiedImage]:
+    """The batch with each image's latest review decision (read afresh: other reviewers write too)."""
+    try:
+        latest = state.review_store().latest(dataset=CLASSIFY_DATASET)
+    except BloodcellError as error:
+        st.error(f"Review store unavailable, decisions can't be shown or recorded: {state.one_line(error)}")
+        latest = {}
+    return [ClassifiedImage(u.name, u.image_hash, p, latest.get(u.image_hash), pixels=u.image)
+            for u, p in zip(uploads, predictions)]
+
+
+@st.fragment
+def review_batch(uploads: list[DecodedUpload], predictions: list[Prediction], bad: list[DecodedUpload],
+                 predictor: Predictor, model_key: str, method: str, alpha: float, access: state.Access) -> None:
+    """Counts, downloads and the images; a fragment, so a review click reruns only this part."""
+    touch_session()  # a fragment run is activity too (the idle timeout)
+    images = classified(uploads, predictions)
+    columns = st.columns(4)
+    columns[0].metric("Images analysed", len(uploads))
+    columns[1].metric("Needs review", sum(p.needs_review for p in predictions))
+    columns[2].metric("Reviewed", sum(image.decision is not None for image in images))
+    columns[3].metric("Not readable", len(bad))
+    show_batch_summary(images, predictor.classes, predictor.card, access.reviewer, [u.error or "" for u in bad])
+    st.subheader("Images")
+    if access.reviewer is None:
+        st.info(access.reason, icon=":material/lock:")
+    show_message()
+    view = "Cards"
+    if len(uploads) > 1:
+        view = st.segmented_control("View", VIEWS, default=VIEWS[0], required=True, key="classify_view")
+    show = show_gallery if view == "Gallery" else show_cards
+    show(uploads, images, predictor, model_key, method, alpha, access.reviewer)
 
 
 def main() -> None:
@@ -174,8 +293,8 @@ def main() -> None:
     max_mb = int(st.get_option("server.maxUploadSize"))
 
     files = st.file_uploader(
-        "Single-cell images (JPEG, PNG, BMP, TIFF)", type=list(UPLOAD_TYPES), accept_multiple_files=True,
-        key="classify_uploads", help=f"One cell per image, as cut out by the analyser; up to {max_mb} MB each.")
+        f"Single-cell images ({upload_types_label()})", accept_multiple_files=True, key=UPLOADS_KEY,
+        on_change=uploads_changed, help=f"One cell per image, as cut out by the analyser; up to {max_mb} MB each.")
     method_column, alpha_column = st.columns(2)
     method = method_column.selectbox("Explanation method", list(METHOD_NAMES), index=METHOD_NAMES.index(DEFAULT_METHOD),
                                      key="classify_method",
@@ -185,11 +304,13 @@ def main() -> None:
     if len(predictor.tta_views) > 1:
         st.caption(f"This model averages its probabilities over {len(predictor.tta_views)} views of each crop "
                    f"({', '.join(predictor.tta_views)}); the heatmap explains the upright crop.")
-    if not files:
+    batch, kept = current_batch(files)
+    if not batch:
         st.info("Upload one or more images of single cells to classify them.")
         return
-
-    uploads = decode_uploads(((f.name, f.getvalue()) for f in files), max_bytes=max_mb * MB)
+    if kept:
+        show_kept_batch(len(batch))
+    uploads = decoded_uploads(batch, max_mb * MB)
     readable = [u for u in uploads if u.ok]
     bad = [u for u in uploads if not u.ok]
     if bad:
@@ -198,42 +319,7 @@ def main() -> None:
         return
     forget_other_images({u.image_hash for u in readable})
     predictions = predictions_for(readable, predictor, model_key)
-    try:
-        latest = state.review_store().latest(dataset=CLASSIFY_DATASET)
-    except BloodcellError as error:
-        st.error(f"Review store unavailable, decisions can't be shown or recorded: {state.one_line(error)}")
-        latest = {}
-    images = [ClassifiedImage(u.name, u.image_hash, p, latest.get(u.image_hash), pixels=u.image)
-              for u, p in zip(readable, predictions)]
-
-    flagged = sum(p.needs_review for p in predictions)
-    columns = st.columns(4)
-    columns[0].metric("Images analysed", len(readable))
-    columns[1].metric("Needs review", flagged)
-    columns[2].metric("Reviewed", sum(image.decision is not None for image in images))
-    columns[3].metric("Not readable", len(bad))
-    show_batch_summary(images, predictor.classes, predictor.card, access.reviewer, [u.error or "" for u in bad])
-
-    st.subheader("Images")
-    if access.reviewer is None:
-        st.info(access.reason, icon=":material/lock:")
-    message = st.session_state.pop(MESSAGE_KEY, None)
-    if message is not None:
-        kind, text = message
-        st.toast(state.md_escape(text), icon=TOAST_ICONS[kind], duration="long")
-        if kind in ("warning", "error"):
-            getattr(st, kind)(state.md_escape(text))
-    which = st.radio("Show", FILTERS, horizontal=True, key="classify_filter")
-    shown = visible(images, which)
-    pages = max(1, -(-len(shown) // PER_PAGE))
-    if st.session_state.get("classify_page", 1) > pages:
-        st.session_state["classify_page"] = 1
-    page = st.columns([1, 4])[0].number_input(f"Page (of {pages})", 1, pages, key="classify_page") if pages > 1 else 1
-    for position in shown[(page - 1) * PER_PAGE: page * PER_PAGE]:
-        show_image(position, readable[position], images[position], predictor, model_key, method, alpha,
-                   access.reviewer)
-    if not shown:
-        st.caption("No image matches this filter.")
+    review_batch(readable, predictions, bad, predictor, model_key, method, alpha, access)
 
 
 main()

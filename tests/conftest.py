@@ -55,6 +55,16 @@ def review_store(review_store_url: str) -> Iterator[ReviewStore]:
     store.close()
 
 
+@pytest.fixture(autouse=True)
+def fresh_sign_in_throttle() -> Iterator[None]:
+    """Every test starts with no failed sign-ins counted (the throttle is process-wide)."""
+    from bloodcell_core.review.throttle import SIGN_IN_THROTTLE
+
+    SIGN_IN_THROTTLE.reset()
+    yield
+    SIGN_IN_THROTTLE.reset()
+
+
 # ==== Dashboard fixtures (tests/test_app_pages.py, tests/test_browser.py, tests/test_reporting.py) ====
 
 @pytest.fixture(scope="session")

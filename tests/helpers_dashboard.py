@@ -74,3 +74,46 @@ def write_cell_dataset(root) -> None:
         (root / label).mkdir(parents=True)
         for i in range(3):
             (root / label / f"{label}_{i}.png").write_bytes(png_bytes(synthetic_cell(64, 10 * label_index + i)))
+
+
+# Disc colours of the "colour cells" the colour model tells apart: one class per colour.
+COLOUR_CLASSES: dict[str, tuple[int, int, int]] = {
+    "lymphocyte": (120, 40, 150), "neutrophil": (150, 40, 60), "eosinophil": (40, 60, 160)}
+
+
+def colour_cell(label: str, seed: int = 0, side: int = 64) -> np.ndarray:
+    """A synthetic cell whose stained disc has ``label``'s colour in COLOUR_CLASSES."""
+    image = synthetic_cell(side, seed).astype(np.float32)
+    purple = np.all(np.abs(image - (120, 40, 150)) < 20, axis=-1)
+    image[purple] = COLOUR_CLASSES[label]
+    rng = np.random.default_rng(seed)
+    image[purple] += rng.normal(0, 3, (int(purple.sum()), 3))
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def build_colour_model():
+    """A tiny 8-class model on 32 px input that predicts a colour cell's class (nearest mean colour of
+    the crop, confidently), so a batch of colour cells falls into several classes."""
+    import keras
+
+    from bloodcell_core.classes import CANONICAL_CLASSES
+    from bloodcell_core.inference.predictor import Predictor
+
+    inputs = keras.Input((32, 32, 3), name="image")
+    x = keras.layers.Rescaling(1 / 255.0, name="scale")(inputs)
+    x = keras.layers.Conv2D(3, 1, use_bias=False, name="conv")(x)
+    x = keras.layers.Activation("relu", name="last_conv")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="features")(x)
+    outputs = keras.layers.Dense(len(CANONICAL_CLASSES), activation="softmax", name="probabilities")(x)
+    model = keras.Model(inputs, outputs, name="colour_dashboard_model")
+    model.get_layer("conv").set_weights([np.eye(3, dtype=np.float32).reshape(1, 1, 3, 3)])
+    predictor = Predictor.from_model(model, list(CANONICAL_CLASSES))
+    kernel = np.zeros((3, len(CANONICAL_CLASSES)), np.float32)
+    bias = np.full(len(CANONICAL_CLASSES), -1e3, np.float32)
+    for label in COLOUR_CLASSES:
+        centre = predictor.embed([colour_cell(label, seed) for seed in range(3)]).mean(axis=0)
+        index = CANONICAL_CLASSES.index(label)
+        kernel[:, index] = 2 * 2000 * centre  # logits: -2000 * |f - centre|^2 + const
+        bias[index] = -2000 * float(centre @ centre)
+    model.get_layer("probabilities").set_weights([kernel, bias])
+    return model

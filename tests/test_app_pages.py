@@ -197,9 +197,11 @@ def test_bad_uploads_get_a_message_each_while_the_others_are_classified(dashboar
         assert any(t.startswith(name) and phrase in t for t in texts), (name, texts)
     metrics = {m.label: m.value for m in app.metric}
     assert (metrics["Images analysed"], metrics["Needs review"], metrics["Not readable"]) == ("2", "1", "4")
-    assert any("Needs review" in w.value and "no stained cell found" in w.value for w in app.warning)
+    assert any(c.value.startswith("Needs review: no stained cell found (1).") for c in app.caption)  # gallery
     table = app.dataframe[0].value.set_index("class")
     assert table.loc[TINY_MODEL_CLASS, "count"] == 1 and table.loc[TINY_MODEL_CLASS, "needs review"] == 1
+    app.segmented_control(key="classify_view").set_value("Cards").run()  # the one-card-per-image view
+    assert any("Needs review" in w.value and "no stained cell found" in w.value for w in app.warning)
 
 
 def test_file_names_are_shown_as_plain_text_only(dashboard_env):

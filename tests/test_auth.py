@@ -272,6 +272,7 @@ if st.button("Keep", key="keep"):
 def page(monkeypatch, tmp_path):
     monkeypatch.delenv("BLOODCELL_DB_URL", raising=False)
     monkeypatch.setenv("BLOODCELL_DB", str(tmp_path / "review.sqlite"))
+    monkeypatch.setenv("BLOODCELL_DATA_DIR", str(tmp_path / "data"))  # session records for reloads
 
     def make(secrets: dict) -> AppTest:
         app = AppTest.from_string(PAGE, default_timeout=60)

@@ -96,7 +96,7 @@ def test_markdown_has_the_targets_table(bench_output: tuple[dict, Path]) -> None
 def test_skipped_app_targets_are_not_measured_not_passed(bench_output: tuple[dict, Path]) -> None:
     report, _ = bench_output
     app_checks = [c for c in report["checks"] if c["key"].startswith("app_")]
-    assert len(app_checks) == 3
+    assert len(app_checks) == 6
     assert all(c["passed"] is None and c["measured"] is None for c in app_checks)
     assert all(c["note"] == "--skip-app given" for c in app_checks)
 
@@ -109,7 +109,8 @@ def test_checks_compare_against_thresholds() -> None:
     passed = {c["key"]: c["passed"] for c in bench_report.evaluate_checks(report)}
     assert passed == {"single_image_predict_p50": True, "localisation_p50": False, "batch_throughput": True,
                       "audit_total": None, "app_first_render": True, "app_first_prediction": None,
-                      "app_later_predictions": None, "speedup_vs_baseline": False}
+                      "app_later_predictions": None, "app_gallery_60": None, "app_gallery_200": None,
+                      "app_reclassify": None, "speedup_vs_baseline": False}
 
 
 def test_latency_stats_percentiles() -> None:

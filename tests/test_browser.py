@@ -219,3 +219,50 @@ def test_tables_offer_no_unguarded_csv_download(page, server):
     toolbar.wait_for(timeout=WAIT_MS)
     labels = toolbar.locator("button").evaluate_all("buttons => buttons.map(b => b.getAttribute('aria-label'))")
     assert labels and "Download as CSV" not in labels, labels
+
+
+def test_gallery_review_survives_a_reload_in_a_real_browser(page, server, tmp_path):
+    """20 cells: confirm their group, move one with its number key, reload: batch and sign-in are still there."""
+    files = []
+    for seed in range(20):
+        path = tmp_path / f"cell-{seed:02d}.png"
+        path.write_bytes(png_bytes(synthetic_cell(72, seed=seed)))
+        files.append(str(path))
+    page.set_viewport_size({"width": 1400, "height": 2000})
+    page.goto(f"{server}/classify", wait_until="domcontentloaded")
+    page.get_by_label("Your name").fill("Dr Gallery")
+    page.get_by_role("button", name="Start reviewing").click()
+    page.get_by_text("Signed in as Dr Gallery").wait_for(timeout=WAIT_MS)
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(files)
+    page.get_by_text(f"{TINY_MODEL_CLASS}: 20 (100%)").wait_for(timeout=WAIT_MS)
+    page.get_by_role("button", name="Confirm all 20").click()
+    page.get_by_text(f"{TINY_MODEL_CLASS}: 20 (100%) · confirmed").wait_for(timeout=WAIT_MS)
+    wait_for_run(page)
+
+    grid = page.locator('[data-testid="stDataFrame"]').nth(1)  # the first is the differential count
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 50, box["y"] + 36 + 50)  # the first thumbnail (below the header row)
+    page.get_by_text("1 selected: cell-00.png").wait_for(timeout=WAIT_MS)
+    page.get_by_text(f"Grad-CAM for {TINY_MODEL_CLASS}").wait_for(timeout=WAIT_MS)  # the opened cell's card
+    wait_for_run(page)
+    page.keyboard.press("6")  # the sixth class: monocyte
+    page.get_by_text("monocyte: 1 (5%) · confirmed").wait_for(timeout=WAIT_MS)
+    page.get_by_text(f"{TINY_MODEL_CLASS}: 19 (95%) · confirmed").wait_for(timeout=WAIT_MS)
+    wait_for_run(page)
+    screenshot(page, "classify-gallery.png")
+
+    page.reload(wait_until="domcontentloaded")
+    page.get_by_text("Signed in as Dr Gallery").wait_for(timeout=WAIT_MS)
+    page.get_by_text("Showing the batch of 20 image(s) kept from before the page was reloaded").wait_for(
+        timeout=WAIT_MS)
+    page.get_by_text("monocyte: 1 (5%) · confirmed").wait_for(timeout=WAIT_MS)
+    wait_for_run(page)
+    screenshot(page, "classify-gallery-reloaded.png")
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Start reviewing").wait_for(timeout=WAIT_MS)
+    wait_for_run(page)
+    page.reload(wait_until="domcontentloaded")
+    page.get_by_role("button", name="Start reviewing").wait_for(timeout=WAIT_MS)
+    wait_for_run(page)
+    assert page.get_by_text("kept from before").count() == 0  # signing out dropped the batch too

@@ -15,12 +15,12 @@ from bloodcell_core.data.images import content_hash
 from bloodcell_core.errors import BloodcellError
 from bloodcell_core.inference.predictor import Prediction
 from bloodcell_core.reporting.batch import ClassifiedImage, differential_count, predictions_csv, predictions_frame
-from bloodcell_core.reporting.decisions import CLASSIFY_DATASET, record_review, review_decision
+from bloodcell_core.reporting.decisions import CLASSIFY_DATASET, record_review, record_reviews, review_decision
 from bloodcell_core.reporting.images import draw_crop_box
 from bloodcell_core.reporting.performance import (card_overview, compare_frame, format_metric, misclassified,
                                                   stratified_indices, threshold_point)
 from bloodcell_core.reporting.summary import summary_html
-from bloodcell_core.reporting.uploads import MB, decode_uploads
+from bloodcell_core.reporting.uploads import MB, UPLOAD_TYPES, decode_uploads, upload_types_label
 from bloodcell_core.review.store import Decision, ReviewStore
 from tests.helpers_dashboard import png_bytes, synthetic_cell
 
@@ -71,6 +71,25 @@ def test_bad_uploads_get_one_message_each_and_good_ones_decode():
     for name, phrase in expected.items():
         error = by_name[name].error
         assert not by_name[name].ok and error.startswith(name) and phrase in error and "\n" not in error
+
+
+def test_uploads_take_the_same_types_as_the_cli_and_refuse_others_with_a_reason():
+    from PIL import Image
+
+    from bloodcell_core.data.images import IMAGE_EXTENSIONS
+
+    assert [f".{t}" for t in UPLOAD_TYPES] == list(IMAGE_EXTENSIONS)
+    assert upload_types_label() == "JPEG, PNG, BMP, TIFF, GIF, WEBP"
+    files = []
+    for kind in ("GIF", "WEBP"):
+        buffer = io.BytesIO()
+        Image.fromarray(synthetic_cell()).save(buffer, format=kind)
+        files.append((f"cell.{kind.lower()}", buffer.getvalue()))
+    files += [("report.pdf", b"%PDF-1.4"), ("no-extension", png_bytes(synthetic_cell()))]
+    gif, webp, pdf, bare = decode_uploads(files)
+    assert gif.ok and webp.ok and gif.image.shape == (64, 64, 3)
+    assert pdf.error == "report.pdf: file type .pdf not accepted; use jpg, jpeg, png, bmp, tif, tiff, gif, webp"
+    assert bare.error.startswith("no-extension: file type (none) not accepted")
 
 
 def test_upload_limit_is_counted_in_streamlit_megabytes():
@@ -181,6 +200,27 @@ def test_same_request_twice_is_stored_once(store):
     decision = review_decision(item, "monocyte", "alice", "m")
     assert store.record(decision) and not store.record(review_decision(item, "monocyte", "alice", "m"))
     assert store.count() == 1
+
+
+def test_bulk_review_writes_one_row_per_image_in_one_go_and_once(store):
+    items = [image(f"cell{i}.png", "lymphocyte") for i in range(5)]
+    changes = [(item, "lymphocyte") for item in items] + [(items[0], "lymphocyte")]  # a duplicate is one
+    assert record_reviews(store, changes, "alice", "m") == 5
+    assert record_reviews(store, changes, "alice", "m") == 0  # a rerun of the bulk click
+    assert record_reviews(store, [(items[1], "monocyte"), (items[2], "lymphocyte")], "alice", "m") == 1
+    history = store.history(dataset=CLASSIFY_DATASET)
+    assert list(history["action"]).count("confirm-prediction") == 5 and store.count() == 6
+
+
+def test_a_bulk_write_is_all_or_nothing(store):
+    from bloodcell_core.review.store import ReviewStoreError
+
+    good = review_decision(image("a.png", "lymphocyte"), "lymphocyte", "alice", "m")
+    bad = Decision("", CLASSIFY_DATASET, "b.png", "confirm-prediction", "x", "x", "alice")
+    with pytest.raises(ReviewStoreError):
+        store.record_many([good, bad])
+    assert store.count() == 0
+    assert store.record_many([good, good]) == 1
 
 
 def test_review_needs_a_signed_in_reviewer(store):

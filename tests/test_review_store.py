@@ -58,6 +58,17 @@ def test_same_request_id_is_recorded_once(review_store):
     assert review_store.latest()["h1"].action == "relabel"
 
 
+def test_record_many_writes_a_batch_in_one_transaction_once(review_store):
+    batch = [decision(image_hash=f"h{i}", action="confirm-prediction", new_label="ig", request_id=f"bulk-{i}")
+             for i in range(50)]
+    assert review_store.record_many(batch) == 50
+    assert review_store.record_many(batch) == 0  # a rerun of the bulk click
+    assert review_store.record_many([*batch[:2], decision(image_hash="new", request_id="bulk-new")]) == 1
+    with pytest.raises(ReviewStoreError, match="unknown review action"):
+        review_store.record_many([decision(image_hash="x", request_id="ok"), decision(action="nonsense")])
+    assert review_store.count() == 51 and review_store.record_many([]) == 0
+
+
 def test_decisions_without_request_id_are_all_kept(review_store):
     assert review_store.record(decision())
     assert review_store.record(decision())
@@ -149,7 +160,7 @@ def test_csv_export_round_trips(review_store):
 
 def test_the_store_has_no_way_to_change_or_remove_decisions():
     public = {name for name in dir(ReviewStore) if not name.startswith("_")}
-    assert public == {"record", "latest", "history", "to_csv", "count", "schema_version", "close",
+    assert public == {"record", "record_many", "latest", "history", "to_csv", "count", "schema_version", "close",
                       "archive", "archived"}  # the reviewed-cell archive: insert-once and read, nothing else
 
 

@@ -10,13 +10,22 @@ Measured, in order, in one browser session:
    finishing with two new images (the upload with its crop box, and the Grad-CAM overlay)
    shown and nothing loading;
 3. later predictions: the same for further, different files (the uploader takes several
-   files, so each adds one result to the page);
-4. peak memory: VmHWM summed over the app's process tree, read after the predictions.
+   files, so each adds one cell to the batch, which is then shown as the gallery);
+4. the cell gallery: after a reload, from handing the uploader a fresh batch of 60 (then 200)
+   images to the script run finishing with every image counted and the gallery's tables drawn;
+5. one reclassification: with a cell of the 200-image gallery selected, from pressing the first
+   class's number key to the run finishing with the "Reviewed" count one higher;
+6. peak memory: VmHWM summed over the app's process tree, read after all of that.
+
+The app runs with development sign-in (typed names) so that a reclassification can be recorded;
+the name is typed on Classify before the first upload, outside the timed steps.
 
 Selectors are Streamlit's stable test ids (``stApp``'s ``data-test-script-state``, ``stMain``,
-``stImage``, ``stSkeleton``, ``stSidebarNav``) and the uploader's ``input[type=file]``, so the timing doesn't
-depend on the pages' wording.  Anything missing (app, Chromium, Playwright) skips the app
-part with the reason; anything failing mid-way is reported with what was measured so far.
+``stImage``, ``stSkeleton``, ``stSidebarNav``, ``stMetricValue``, ``stDataFrame``), the uploader's
+``input[type=file]`` and the ``st-key-<key>`` class of keyed widgets, so the timing doesn't depend
+on the pages' wording (the batch metrics are the first four on Classify: analysed, needs review,
+reviewed, not readable).  Anything missing (app, Chromium, Playwright) skips the app part with the
+reason; anything failing mid-way is reported with what was measured so far.
 """
 from __future__ import annotations
 
@@ -42,6 +51,8 @@ CLASSIFY_TITLE = "Classify"  # the page's title in the sidebar navigation (app.p
 SERVER_START_TIMEOUT_S = 90.0
 STEP_TIMEOUT_S = 120.0
 LATER_PREDICTIONS = 2
+GALLERY_BATCHES = (60, 200)
+REVIEWED_METRIC = 2  # position of "Reviewed" among Classify's batch metrics
 RESULT_IMAGES = 2  # new images one classified upload adds: the upload with its crop box, the Grad-CAM
 
 MAIN = '[data-testid="stMain"]'
@@ -67,6 +78,21 @@ RESULT_SHOWN_JS = f"""([before, need]) => {{ {_STATE_JS}
   const shown = [...document.querySelectorAll('{MAIN} [data-testid="stImage"] img')]
     .filter(img => img.complete && img.naturalWidth > 0 && !before.includes(img.src));
   return shown.length >= need;
+}}"""
+
+
+# The run has finished, nothing is loading, the first batch metric counts `n` images and the
+# gallery's tables (after the differential count's) are drawn.
+GALLERY_SHOWN_JS = f"""(n) => {{ {_STATE_JS}
+  if (!idle() || !noSkeleton()) return false;
+  const metric = document.querySelector('{MAIN} [data-testid="stMetricValue"]');
+  const tables = document.querySelectorAll('{MAIN} [data-testid="stDataFrame"] canvas');
+  return metric !== null && metric.textContent.trim() === String(n) && tables.length >= 2;
+}}"""
+# The run has finished and the metric at `position` reads `value`.
+METRIC_IS_JS = f"""([position, value]) => {{ {_STATE_JS}
+  const metrics = document.querySelectorAll('{MAIN} [data-testid="stMetricValue"]');
+  return idle() && metrics.length > position && metrics[position].textContent.trim() === String(value);
 }}"""
 
 
@@ -153,14 +179,57 @@ def _main_image_sources(page: Any) -> list[str]:
     return page.eval_on_selector_all(MAIN_IMAGES, "imgs => imgs.map(img => img.src)")
 
 
-def _timed_upload(page: Any, image_file: Path) -> float:
-    """Seconds from handing the uploader a file to the run finishing with new images shown."""
+def _timed_upload(page: Any, image_file: Path, count: int) -> float:
+    """Seconds from handing the uploader one more file (``count`` in all) to its result shown: the
+    first file's card (upload with crop box, Grad-CAM), a later one counted in the redrawn gallery."""
     before = _main_image_sources(page)
     start = time.perf_counter()
     page.set_input_files(FILE_INPUT, str(image_file))
-    page.wait_for_function(RESULT_SHOWN_JS, arg=[before, RESULT_IMAGES], timeout=STEP_TIMEOUT_S * 1000,
-                           polling=20)
+    if count == 1:
+        page.wait_for_function(RESULT_SHOWN_JS, arg=[before, RESULT_IMAGES], timeout=STEP_TIMEOUT_S * 1000,
+                               polling=20)
+    else:
+        page.wait_for_function(GALLERY_SHOWN_JS, arg=count, timeout=STEP_TIMEOUT_S * 1000, polling=20)
     return time.perf_counter() - start
+
+
+def _metric(page: Any, position: int) -> str:
+    return page.locator(f'{MAIN} [data-testid="stMetricValue"]').nth(position).inner_text().strip()
+
+
+def _timed_gallery(page: Any, image_files: list[Path]) -> float:
+    """After a reload (a fresh uploader), seconds from handing it the batch to the whole gallery drawn."""
+    page.reload()
+    page.locator(FILE_INPUT).first.wait_for(state="attached", timeout=STEP_TIMEOUT_S * 1000)
+    page.wait_for_function(f"() => {{ {_STATE_JS} return idle(); }}", timeout=STEP_TIMEOUT_S * 1000)
+    start = time.perf_counter()
+    page.set_input_files(FILE_INPUT, [str(path) for path in image_files])
+    page.wait_for_function(GALLERY_SHOWN_JS, arg=len(image_files), timeout=STEP_TIMEOUT_S * 1000, polling=20)
+    return time.perf_counter() - start
+
+
+def _timed_reclassification(page: Any) -> float:
+    """Select the gallery's first cell, then seconds from its class key to the Reviewed count updated."""
+    grid = page.locator(f'{MAIN} [data-testid="stDataFrame"]').nth(1)  # the first group (0: the count)
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 40, box["y"] + 80)  # below the header row: the first thumbnail
+    page.locator('[class*="st-key-classify_move_"]').first.wait_for(timeout=STEP_TIMEOUT_S * 1000)
+    page.wait_for_function(f"() => {{ {_STATE_JS} return idle(); }}", timeout=STEP_TIMEOUT_S * 1000)
+    reviewed = int(_metric(page, REVIEWED_METRIC))
+    start = time.perf_counter()
+    page.keyboard.press("1")
+    page.wait_for_function(METRIC_IS_JS, arg=[REVIEWED_METRIC, reviewed + 1], timeout=STEP_TIMEOUT_S * 1000,
+                           polling=10)
+    return time.perf_counter() - start
+
+
+def _sign_in(page: Any) -> None:
+    """Development sign-in: type a name in the sidebar's form and submit it (Enter)."""
+    name = page.locator('[data-testid="stSidebar"] [data-testid="stForm"] input[type="text"]').first
+    name.fill("bench")
+    name.press("Enter")
+    page.wait_for_function(f"() => {{ {_STATE_JS} return idle(); }}", timeout=STEP_TIMEOUT_S * 1000)
 
 
 def _open_classify(page: Any, url: str) -> None:
@@ -173,9 +242,10 @@ def _open_classify(page: Any, url: str) -> None:
 
 
 def _drive(browser: Any, url: str, process: subprocess.Popen, started: float, image_files: list[Path],
-           result: dict[str, Any], progress: ProgressFn | None, screenshot_dir: Path | None) -> None:
+           batch_files: list[Path], result: dict[str, Any], progress: ProgressFn | None,
+           screenshot_dir: Path | None) -> None:
     """Fill ``result`` step by step, so a failure keeps what was measured before it."""
-    total = 3 + LATER_PREDICTIONS
+    total = 3 + LATER_PREDICTIONS + len(GALLERY_BATCHES) + 1
 
     def step(done: int) -> None:
         if screenshot_dir is not None:  # after the timed part of each step, to check what was timed
@@ -198,30 +268,47 @@ def _drive(browser: Any, url: str, process: subprocess.Popen, started: float, im
     start = time.perf_counter()
     _open_classify(page, url)
     result["navigation_s"] = time.perf_counter() - start
+    _sign_in(page)
     step(2)
-    result["first_prediction_s"] = _timed_upload(page, image_files[0])
+    result["first_prediction_s"] = _timed_upload(page, image_files[0], 1)
     step(3)
     later = []
     for index, image_file in enumerate(image_files[1:1 + LATER_PREDICTIONS]):
-        later.append(_timed_upload(page, image_file))
+        later.append(_timed_upload(page, image_file, index + 2))
         result["later_predictions_s"] = later
         result["later_predictions_max_s"] = max(later)
         step(4 + index)
+    _drive_gallery(page, batch_files, result, step, 4 + LATER_PREDICTIONS)
     result["peak_rss_mib"] = peak_rss_mib(process.pid)
+
+
+def _drive_gallery(page: Any, batch_files: list[Path], result: dict[str, Any], step: Any, done: int) -> None:
+    """The gallery timings: each batch size there are enough files for, then one reclassification."""
+    for size in GALLERY_BATCHES:
+        if len(batch_files) >= size:
+            result[f"gallery_{size}_s"] = _timed_gallery(page, batch_files[:size])
+            step(done)
+            done += 1
+    if result.get("gallery_60_s") is not None:
+        result["reclassify_s"] = _timed_reclassification(page)
+        step(done)
 
 
 def _empty_result() -> dict[str, Any]:
     return {"status": "measured", "server_ready_s": None, "first_render_s": None, "home_complete_s": None,
             "navigation_s": None, "first_prediction_s": None, "later_predictions_s": [],
-            "later_predictions_max_s": None, "peak_rss_mib": None}
+            "later_predictions_max_s": None, "gallery_60_s": None, "gallery_200_s": None, "reclassify_s": None,
+            "peak_rss_mib": None}
 
 
 def time_app(model_dir: Path, image_files: list[Path], scratch: Path, progress: ProgressFn | None = None,
              project_root: Path = PROJECT_ROOT, chromium: Path = CHROMIUM,
-             screenshot_dir: Path | None = None) -> dict[str, Any]:
+             screenshot_dir: Path | None = None, batch_files: list[Path] | None = None) -> dict[str, Any]:
     """Start the app, time it in Chromium, stop it; returns the ``app`` section of the report.
 
-    ``screenshot_dir``: save a screenshot after each timed step (to check what was timed).
+    ``image_files``: the single uploads; ``batch_files``: at least 60 (better 200) other images for
+    the gallery timings (fewer: those are not measured).  ``screenshot_dir``: save a screenshot
+    after each timed step (to check what was timed).
     """
     reason = app_unavailable_reason(project_root, chromium)
     if reason is None and len(image_files) < 2:
@@ -235,7 +322,8 @@ def time_app(model_dir: Path, image_files: list[Path], scratch: Path, progress: 
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
     secrets_file = scratch / "secrets.toml"
-    secrets_file.write_text("# empty: the benchmark runs the app without sign-in configuration\n")
+    secrets_file.write_text("# isolated from any local sign-in set-up; typed names, to record a reclassification\n"
+                            "[access]\nallow_unverified_names = true\n")
     env = {**os.environ, "BLOODCELL_MODEL": str(model_dir), "BLOODCELL_DATA_DIR": str(scratch / "data"),
            "TF_CPP_MIN_LOG_LEVEL": "3"}
     port = free_port()
@@ -252,8 +340,8 @@ def time_app(model_dir: Path, image_files: list[Path], scratch: Path, progress: 
         process = subprocess.Popen(streamlit_command(port, secrets_file), cwd=project_root, env=env,
                                    stdout=log, stderr=subprocess.STDOUT)
         try:
-            _drive(browser, f"http://127.0.0.1:{port}", process, started, image_files, result, progress,
-                   screenshot_dir)
+            _drive(browser, f"http://127.0.0.1:{port}", process, started, image_files, batch_files or [], result,
+                   progress, screenshot_dir)
         except (PlaywrightError, RuntimeError) as exc:
             result.update(status="failed", reason=_failure(exc, log_path))
         finally:

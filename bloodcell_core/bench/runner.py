@@ -402,8 +402,10 @@ def run_benchmarks(settings: BenchSettings, progress: ProgressFn | None = None) 
             app = {"status": "skipped", "reason": "--skip-app given"}
         else:
             conditions["other_processes_cpu_share_before_app"] = background_cpu_share()
-            app = time_app(model_dir, _spread(data.files, 3), scratch / "app", progress,
-                           screenshot_dir=settings.screenshot_dir)
+            singles = _spread(data.files, 3)
+            batch = [path for path in _spread(data.files, 203) if path not in singles][:200]
+            app = time_app(model_dir, singles, scratch / "app", progress, screenshot_dir=settings.screenshot_dir,
+                           batch_files=batch)
     conditions["load_average_1min_at_end"] = load_average()
     return _assemble(settings, predictor, model_dir, data, len(images), measured, app, conditions,
                      time.perf_counter() - started)

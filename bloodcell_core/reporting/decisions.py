@@ -8,14 +8,14 @@ A request that repeats the reviewer's current decision records nothing at all.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
 from bloodcell_core.reporting.batch import ClassifiedImage
 from bloodcell_core.review.archive import archive_reviewed
-from bloodcell_core.review.auth import guarded_record
+from bloodcell_core.review.auth import guarded_record_many
 from bloodcell_core.review.store import Decision, ReviewStore, make_request_id
 
 CLASSIFY_DATASET = "classify-uploads"  # the review store's ``dataset`` for uploaded images
@@ -72,13 +72,32 @@ def record_review(store: ReviewStore, image: ClassifiedImage, new_label: str, re
     (:func:`~bloodcell_core.review.archive.archive_reviewed`: once per image, and not at all
     without ``source`` or the image's pixels).
     """
-    written = False
-    previous = None
-    if reviewer:
-        history = store.history(reviewer=reviewer, dataset=CLASSIFY_DATASET)
-        previous = reviewer_latest(history, [image.image_hash]).get(image.image_hash)
-    if previous is None or previous.new_label != new_label:
-        decision = review_decision(image, new_label, reviewer or "", model_name, previous)
-        written = guarded_record(store, decision, reviewer)
-    archive_reviewed(store, image.pixels, image.image_hash, source, reviewer, CLASSIFY_DATASET)
+    return record_reviews(store, [(image, new_label)], reviewer, model_name, source) == 1
+
+
+def record_reviews(store: ReviewStore, changes: Sequence[tuple[ClassifiedImage, str]], reviewer: str | None,
+                   model_name: str, source: str | None = None) -> int:
+    """Record several accept/correct decisions (one row per image) in ONE transaction; rows written.
+
+    Every review decision of the Classify page goes through here (single clicks too, through
+    :func:`record_review`), so whatever must happen to a reviewed cell has one place.  Images whose
+    current decision by ``reviewer`` already says the requested label are skipped, so a rerun of a
+    bulk click (or confirming a group twice) writes nothing new.  Every reviewed cell is then
+    archived under the laboratory/source name ``source`` (once per image; not at all without
+    ``source`` or the image's pixels), the labelled examples ``adapt`` learns a laboratory from.
+    """
+    if not reviewer:
+        return guarded_record_many(store, [], reviewer)  # raises: nobody signed in
+    history = store.history(reviewer=reviewer, dataset=CLASSIFY_DATASET)
+    previous = reviewer_latest(history, [image.image_hash for image, _ in changes])
+    decisions, seen = [], set()
+    for image, new_label in changes:
+        before = previous.get(image.image_hash)
+        if image.image_hash in seen or (before is not None and before.new_label == new_label):
+            continue
+        seen.add(image.image_hash)
+        decisions.append(review_decision(image, new_label, reviewer, model_name, before))
+    written = guarded_record_many(store, decisions, reviewer) if decisions else 0
+    for image, _ in changes:
+        archive_reviewed(store, image.pixels, image.image_hash, source, reviewer, CLASSIFY_DATASET)
     return written

@@ -6,12 +6,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bloodcell_core.data.images import content_hash, decode_image
+from pathlib import PurePath
+
+from bloodcell_core.data.images import IMAGE_EXTENSIONS, content_hash, decode_image
 from bloodcell_core.errors import UnreadableImageError
 
 DEFAULT_MAX_UPLOAD_MB = 20
 MB = 1024 * 1024  # Streamlit counts server.maxUploadSize in these
-UPLOAD_TYPES: tuple[str, ...] = ("jpg", "jpeg", "png", "bmp", "tif", "tiff")
+# The same file types as the CLI and datasets (one list: data.images.IMAGE_EXTENSIONS).  The page's
+# uploader takes any file, so a refused type reaches us and is counted under "Not readable" with
+# its reason, instead of being dropped silently in the browser.
+UPLOAD_TYPES: tuple[str, ...] = tuple(extension.lstrip(".") for extension in IMAGE_EXTENSIONS)
 
 
 @dataclass
@@ -29,10 +34,21 @@ class DecodedUpload:
         return self.image is not None
 
 
+def upload_types_label() -> str:
+    """``JPEG, PNG, BMP, TIFF, GIF, WEBP`` for the uploader's label (one spelling per format)."""
+    spelled = {"jpg": "JPEG", "jpeg": "JPEG", "tif": "TIFF", "tiff": "TIFF"}
+    return ", ".join(dict.fromkeys(spelled.get(t, t.upper()) for t in UPLOAD_TYPES))
+
+
 def decode_upload(name: str, data: bytes, max_bytes: int | None = None) -> DecodedUpload:
-    """Decode one upload (size limit, then :func:`decode_image`'s checks)."""
+    """Decode one upload (file type, size limit, then :func:`decode_image`'s checks)."""
     size = len(data)
     digest = content_hash(data)
+    extension = PurePath(name).suffix.lower().lstrip(".")
+    if extension not in UPLOAD_TYPES:
+        return DecodedUpload(name, size, digest, error=(
+            f"{name}: file type {('.' + extension) if extension else '(none)'} not accepted; "
+            f"use {', '.join(UPLOAD_TYPES)}"))
     if max_bytes is not None and size > max_bytes:
         return DecodedUpload(name, size, digest, error=(
             f"{name}: file too large ({size / MB:.1f} MB; the limit is {max_bytes / MB:.0f} MB)"))

@@ -296,6 +296,13 @@ def guarded_record(store: ReviewStore, decision: Decision, reviewer: str | None)
     return store.record(replace(decision, reviewer=reviewer))
 
 
+def guarded_record_many(store: ReviewStore, decisions: list[Decision], reviewer: str | None) -> int:
+    """:func:`guarded_record` for several decisions, written in one transaction; rows written."""
+    if not reviewer or not str(reviewer).strip():
+        raise BloodcellError("sign in to record decisions")
+    return store.record_many([replace(decision, reviewer=reviewer) for decision in decisions])
+
+
 # -- Streamlit glue ------------------------------------------------------------------------------
 
 def app_secrets() -> Mapping[str, Any]:
@@ -329,9 +336,26 @@ def read_only_allowed() -> bool:
     return read_only_open(app_secrets())
 
 
+def _keep_session(secrets: Mapping[str, Any], container: Any) -> None:
+    """Restore / check / start the session that survives reloads (:mod:`.persistence`).
+
+    A data directory that can't be written costs only the reload persistence, not the page.
+    """
+    from bloodcell_core.review import persistence
+
+    try:
+        persistence.keep_session(secrets, container)
+    except OSError:
+        return
+
+
 def _sign_out(mode: str) -> None:
+    """Sign out and forget the session kept for reloads (its cookie's record and its batch)."""
     import streamlit as st
 
+    from bloodcell_core.review import persistence
+
+    persistence.forget_session()
     if mode == "oidc":
         st.logout()
         return
@@ -343,22 +367,54 @@ def _sign_out(mode: str) -> None:
 def _sign_in(name: str, mode: str) -> None:
     import streamlit as st
 
+    from bloodcell_core.review import persistence
+
     st.session_state[SESSION_USER_KEY] = name
     st.session_state[SESSION_MODE_KEY] = mode
+    persistence.remember_user(name, mode)
     st.rerun()
 
 
-def _password_form(container: Any, accounts: Mapping[str, Account]) -> None:
+def _browser_session() -> str:
+    """This browser tab's Streamlit session id (what the per-session sign-in throttle counts)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    context = get_script_run_ctx()
+    return context.session_id if context is not None else "no-session"
+
+
+def _password_attempt(container: Any, secrets: Mapping[str, Any], username: str, password: str) -> None:
+    """Check one submitted password, unless this user name or session must still wait (throttle)."""
+    import math
+
+    from bloodcell_core.review.throttle import SIGN_IN_THROTTLE, throttle_settings
+
+    try:
+        SIGN_IN_THROTTLE.configure(*throttle_settings(secrets))
+    except AuthConfigError as error:
+        container.error(f"Sign-in configuration: {error}")
+        return
+    session = _browser_session()
+    wait = SIGN_IN_THROTTLE.wait_s(username, session)
+    if wait > 0:
+        SIGN_IN_THROTTLE.refused(username, session, wait)
+        container.error(f"Too many failed sign-ins: try again in {math.ceil(wait)} s.")
+        return
+    account = authenticate(load_accounts(secrets), username, password)
+    if account is None:
+        SIGN_IN_THROTTLE.failed(username, session)
+        container.error("Wrong username or password.")
+        return
+    SIGN_IN_THROTTLE.succeeded(username, session)
+    _sign_in(account.username, "password")
+
+
+def _password_form(container: Any, secrets: Mapping[str, Any]) -> None:
     form = container.form("bloodcell-sign-in", clear_on_submit=True)
     username = form.text_input("Username", key="bloodcell-sign-in-username")
     password = form.text_input("Password", type="password", key="bloodcell-sign-in-password")
-    submitted = form.form_submit_button("Sign in")
-    if submitted:
-        account = authenticate(accounts, username, password)
-        if account is None:
-            container.error("Wrong username or password.")
-        else:
-            _sign_in(account.username, "password")
+    if form.form_submit_button("Sign in"):
+        _password_attempt(container, secrets, username, password)
 
 
 def _unverified_form(container: Any) -> None:
@@ -405,6 +461,7 @@ def sign_in_form(location: str = "sidebar") -> Identity | None:
     container = st.sidebar if location == "sidebar" else st.container()
     try:
         secrets = app_secrets()
+        _keep_session(secrets, container)
         mode = sign_in_mode(secrets)
         identity = session_identity(secrets, st.session_state, _user_info())
     except AuthConfigError as error:
@@ -424,7 +481,7 @@ def sign_in_form(location: str = "sidebar") -> Identity | None:
         else:
             _oidc_buttons(container, oidc_providers(secrets))
     elif mode == "password":
-        _password_form(container, load_accounts(secrets))
+        _password_form(container, secrets)
     elif mode == "unverified":
         _unverified_form(container)
     return None

@@ -32,7 +32,7 @@ import json
 import os
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -427,6 +427,22 @@ class ReviewStore:
             if result.returns_rows:
                 return result.first() is not None
             return result.rowcount == 1
+
+    def record_many(self, decisions: Sequence[Decision]) -> int:
+        """Append every decision in ONE transaction (all or none); returns how many rows were new.
+
+        A decision whose ``request_id`` is already stored (a rerun of the same bulk click) is
+        skipped, so recording the same batch twice writes it once.
+        """
+        rows = [_validated_row(decision) for decision in decisions]  # refuse the batch before writing any
+        if not rows:
+            return 0
+        written = 0
+        with self._errors("record the decisions"), self._write() as connection:
+            for row in rows:
+                result = connection.execute(self._insert(connection, row))
+                written += (result.first() is not None) if result.returns_rows else int(result.rowcount == 1)
+        return written
 
     def latest(self, dataset: str | None = None) -> dict[str, Decision]:
         """The latest decision (highest id) per image hash, optionally for one dataset only."""
