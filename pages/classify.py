@@ -9,6 +9,7 @@ import streamlit as st
 from bloodcell_core.errors import BloodcellError
 from bloodcell_core.explain import DEFAULT_METHOD, METHOD_NAMES, overlay
 from bloodcell_core.explain.overlay import DEFAULT_ALPHA
+from bloodcell_core.inference.feature_density import batch_warning_text
 from bloodcell_core.inference.predictor import Prediction, Predictor
 from bloodcell_core.reporting.batch import ClassifiedImage, differential_count, predictions_csv
 from bloodcell_core.reporting.decisions import CLASSIFY_DATASET, record_review, record_reviews
@@ -93,8 +94,19 @@ def show_bad_files(bad: list[DecodedUpload]) -> None:
         st.text(upload.error)  # plain text: file names are never rendered as Markdown or HTML
 
 
+def show_batch_warning(predictor: Predictor, predictions: list[Prediction]) -> str | None:
+    """One banner when the batch as a whole looks unlike the training laboratory's images."""
+    shift = predictor.batch_shift(predictions)
+    if not shift or not shift["detected"]:
+        return None
+    text = batch_warning_text(len(predictions), sum(p.needs_review for p in predictions), shift)
+    st.warning(text, icon=":material/warning:")
+    st.page_link("pages/adapt.py", label="Adapt the model to this laboratory", icon=":material/tune:")
+    return text
+
+
 def show_batch_summary(images: list[ClassifiedImage], classes: list[str], card: dict, reviewer: str | None,
-                       errors: list[str]) -> None:
+                       errors: list[str], warning: str | None = None) -> None:
     count = differential_count(images, classes)
     st.subheader("Differential count")
     left, right = st.columns([2, 3])
@@ -113,7 +125,7 @@ def show_batch_summary(images: list[ClassifiedImage], classes: list[str], card: 
                                file_name=f"predictions-{stamp:%Y%m%d-%H%M}.csv", mime="text/csv",
                                on_click="ignore", icon=":material/download:", key="classify_csv")
     html_column.download_button("Download printable summary (HTML)",
-                                summary_html(images, classes, card, reviewer, errors, stamp),
+                                summary_html(images, classes, card, reviewer, errors, stamp, warning),
                                 file_name=f"summary-{stamp:%Y%m%d-%H%M}.html", mime="text/html",
                                 on_click="ignore", icon=":material/print:", key="classify_summary")
 
@@ -266,12 +278,14 @@ def review_batch(uploads: list[DecodedUpload], predictions: list[Prediction], ba
     """Counts, downloads and the images; a fragment, so a review click reruns only this part."""
     touch_session()  # a fragment run is activity too (the idle timeout)
     images = classified(uploads, predictions)
+    warning = show_batch_warning(predictor, predictions)
     columns = st.columns(4)
     columns[0].metric("Images analysed", len(uploads))
     columns[1].metric("Needs review", sum(p.needs_review for p in predictions))
     columns[2].metric("Reviewed", sum(image.decision is not None for image in images))
     columns[3].metric("Not readable", len(bad))
-    show_batch_summary(images, predictor.classes, predictor.card, access.reviewer, [u.error or "" for u in bad])
+    show_batch_summary(images, predictor.classes, predictor.card, access.reviewer, [u.error or "" for u in bad],
+                       warning)
     st.subheader("Images")
     if access.reviewer is None:
         st.info(access.reason, icon=":material/lock:")

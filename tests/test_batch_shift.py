@@ -109,3 +109,27 @@ def test_calibrate_reads_only_the_calibration_dataset(tmp_path, monkeypatch, cal
     assert read and all(path.startswith(str(calibration)) for path in read)
     review = read_card(model_dir)["review"]
     assert review["n_calibration_images"] == 40 and review["batch_shift"]["n_batches"] == 100
+
+
+@pytest.fixture
+def calibrated_env(dashboard_env, calibrated_predictor, tmp_path, monkeypatch):
+    from bloodcell_core.models.store import save_model
+
+    model_dir = save_model(calibrated_predictor.model, calibrated_predictor.card, tmp_path / "models" / "calibrated")
+    monkeypatch.setenv("BLOODCELL_MODEL", str(model_dir))
+    monkeypatch.setenv("BLOODCELL_MODELS_DIR", str(model_dir.parent))
+    return dashboard_env
+
+
+def _warnings(app) -> list[str]:
+    return [w.value for w in app.warning if "look unlike the training laboratory" in w.value]
+
+
+@pytest.mark.parametrize(("batch", "banner"), [("shifted", True), ("clean", False)])
+def test_classify_shows_one_banner_for_a_shifted_batch_only(calibrated_env, batch, banner) -> None:
+    from tests.helpers_dashboard import png_bytes
+    from tests.test_app_pages import open_app, upload
+
+    images = _shifted(24) if batch == "shifted" else _clean(24, 3000)
+    app = upload(open_app(page="pages/classify.py"), [(f"cell-{i}.png", png_bytes(img)) for i, img in enumerate(images)])
+    assert len(_warnings(app)) == (1 if banner else 0)

@@ -103,7 +103,9 @@ def run(args: argparse.Namespace) -> int:
     summary = batch_summary(predictor, predictions)
     shift = summary["batch_shift"]
     if shift and shift["detected"]:
-        print(f"warning: {batch_warning_text(summary)}", file=sys.stderr)
+        from bloodcell_core.inference.feature_density import batch_warning_text
+
+        print(f"warning: {batch_warning_text(summary['n_images'], summary['n_flagged'], shift)}", file=sys.stderr)
     if args.summary:
         write_text(summary_out, json.dumps(summary, indent=2) + "\n")
     return 0
@@ -113,12 +115,3 @@ def batch_summary(predictor, predictions: list) -> dict:
     """``{"n_images", "n_flagged", "batch_shift"}`` for one predicted batch (batch_shift None below 20)."""
     return {"n_images": len(predictions), "n_flagged": sum(p.needs_review for p in predictions),
             "batch_shift": predictor.batch_shift(predictions)}
-
-
-def batch_warning_text(summary: dict) -> str:
-    """The one sentence shown for a batch that looks unlike the training laboratory's images."""
-    share = summary["n_flagged"] / max(summary["n_images"], 1)
-    return (f"these {summary['n_images']} images look unlike the training laboratory's "
-            f"({summary['batch_shift']['score']:.0%} unlike the training images, {share:.0%} flagged for review): "
-            "predictions on them are unreliable until the model is adapted to this laboratory (adapt command / "
-            "Adapt to your lab page)")

@@ -96,3 +96,11 @@ def batch_shift(unlike: list[bool], policy: dict[str, Any]) -> dict[str, Any] | 
     score = float(np.mean(unlike))
     return {"detected": bool(score > fitted["threshold"]), "score": round(score, 4),
             "threshold": float(fitted["threshold"])}
+
+
+def batch_warning_text(n_images: int, n_flagged: int, shift: dict[str, Any]) -> str:
+    """The one sentence said, once per batch, when a batch looks unlike the training laboratory's images."""
+    return (f"These {n_images} images look unlike the training laboratory's ({shift['score']:.0%} unlike the "
+            f"training images, against at most {shift['threshold']:.0%} in clean batches; {n_flagged / max(n_images, 1):.0%} "
+            "flagged for review): predictions on them are unreliable until the model is adapted to this "
+            "laboratory (Adapt to your lab page, or the adapt command).")

@@ -15,6 +15,7 @@ from bloodcell_core.reporting.batch import ClassifiedImage, differential_count
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #1f1f29; }
 h1 { font-size: 1.4em; margin-bottom: 0.2em; }
+.warning { border: 2px solid #b3261e; padding: 0.6em; color: #b3261e; }
 h2 { font-size: 1.1em; margin-top: 1.6em; }
 table { border-collapse: collapse; margin-top: 0.5em; }
 th, td { border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: left; }
@@ -67,8 +68,11 @@ def _errors_section(errors: Sequence[str]) -> str:
 
 
 def summary_html(images: Sequence[ClassifiedImage], classes: Sequence[str], card: Mapping[str, Any],
-                 reviewer: str | None, errors: Sequence[str] = (), when: datetime | None = None) -> str:
-    """A printable HTML summary: date, model, reviewer, differential count, every image, bad files."""
+                 reviewer: str | None, errors: Sequence[str] = (), when: datetime | None = None,
+                 warning: str | None = None) -> str:
+    """A printable HTML summary: date, model, reviewer, differential count, every image, bad files.
+
+    ``warning`` (the batch-shift warning) is printed above everything else."""
     when = when or datetime.now(timezone.utc)
     flagged = sum(image.prediction.needs_review for image in images)
     meta = [("Date", when.strftime("%Y-%m-%d %H:%M %Z").strip()),
@@ -81,6 +85,7 @@ def summary_html(images: Sequence[ClassifiedImage], classes: Sequence[str], card
             "<title>Blood-cell classification summary</title>"
             f"<style>{STYLE}</style></head><body>"
             "<h1>Blood-cell classification summary</h1>"
+            + (f"<p class=warning><b>Warning:</b> {escape(warning)}</p>" if warning else "") +
             f"<table class=meta>{meta_rows}</table>"
             f"{_differential_section(images, classes)}{_images_section(images)}{_errors_section(errors)}"
             "<p class=note>Decision support only. The model's predictions are not a diagnosis; images flagged "
