@@ -104,11 +104,12 @@ def test_skipped_app_targets_are_not_measured_not_passed(bench_output: tuple[dic
 def test_checks_compare_against_thresholds() -> None:
     report = {"single_image": {"predict": {"p50_ms": 19.0}}, "localisation": {"p50_ms": 12.0},
               "throughput": {"model_only_images_per_s": 500.0}, "audit": {"status": "skipped", "reason": "no"},
+              "review_scores": {"p50_ms": 2.5}, "adapt": {"seconds": 75.0},
               "app": {"first_render_s": 4.0, "first_prediction_s": None},
               "comparison": {"speedup": {"model_only_single_p50": 4.9}}}
     passed = {c["key"]: c["passed"] for c in bench_report.evaluate_checks(report)}
     assert passed == {"single_image_predict_p50": True, "localisation_p50": False, "batch_throughput": True,
-                      "audit_total": None, "app_first_render": True, "app_first_prediction": None,
+                      "audit_total": None, "review_scores_p50": False, "adapt_50": True, "app_first_render": True, "app_first_prediction": None,
                       "app_later_predictions": None, "app_gallery_60": None, "app_gallery_200": None,
                       "app_reclassify": None, "speedup_vs_baseline": False}
 

@@ -17,7 +17,7 @@ from typing import Any
 from bloodcell_core.outputs import write_text
 
 REPORT_KEYS = ("schema", "machine", "conditions", "settings", "model", "data", "single_image", "localisation",
-               "gradcam", "throughput", "audit", "app", "comparison", "duration_s", "checks")
+               "gradcam", "throughput", "audit", "review_scores", "adapt", "app", "comparison", "duration_s", "checks")
 JSON_NAME = "benchmarks.json"
 MARKDOWN_NAME = "benchmarks.md"
 BUSY_MACHINE_SHARE = 0.15  # above this share of CPU used by other processes, the report says so
@@ -40,6 +40,10 @@ TARGETS: tuple[Target, ...] = (
     Target("batch_throughput", "Model-only batch throughput (batch 256, prepared crops)",
            ("throughput", "model_only_images_per_s"), ">=", 500.0, "images/s"),
     Target("audit_total", "Audit hashing + duplicate search, whole dataset", ("audit", "total_s"), "<=", 15.0, "s"),
+    Target("review_scores_p50", "Out-of-distribution score + batch verdict added per image, median",
+           ("review_scores", "p50_ms"), "<=", 2.0, "ms"),
+    Target("adapt_50", "adapt on 50 labelled cells (cross-validation and home check included)",
+           ("adapt", "seconds"), "<=", 120.0, "s"),
     Target("app_first_render", "App start to first render of the home page",
            ("app", "first_render_s"), "<=", 5.0, "s"),
     Target("app_first_prediction", "First prediction with Grad-CAM (upload to both shown)",

@@ -30,6 +30,7 @@ BASELINE_INPUT_SIZE = 96
 BASELINE_PUBLISHED_ACCURACY = {"validation": 0.99, "hidden_test": 0.81}
 DEV_SET_SIZE = 13_520  # images in ../shared/data/pbc-dev; generated stand-ins match it
 SAMPLE_IMAGES = 32  # distinct images cycled through in the latency loops
+ADAPT_IMAGES = 50  # labelled cells the adapt timing uses (the issue's "adapt on 50 images")
 GENERATED_SIDE = 192
 
 
@@ -263,6 +264,44 @@ def bench_model(predictor: Any, images: list[np.ndarray], settings: BenchSetting
     }
 
 
+def bench_review_scores(predictor: Any, images: list[np.ndarray], repeats: int) -> dict[str, Any]:
+    """What the out-of-distribution score and the batch verdict add to one prediction, per image."""
+    from bloodcell_core.inference.review_flags import ood_scorer
+
+    scorer = ood_scorer(predictor.policy)
+    if scorer is None:
+        return {"status": "skipped", "reason": "the model card has no out-of-distribution statistics"}
+    features = predictor.run_prepared(predictor.prepare_batch(images[:1]))[1]
+    predictions = predictor.predict_images(images[:20])
+    seconds = time_calls(lambda i: (scorer(features), predictor.batch_shift(predictions[:1])), repeats)
+    return {"score": predictor.policy.get("ood_score", "cosine"), **latency_stats(seconds)}
+
+
+def bench_adapt(predictor: Any, files: list[Path], model_dir: Path) -> dict[str, Any]:
+    """``adapt`` as the command runs it (home check included) on labelled cells from the data's class folders."""
+    from bloodcell_core.adaptation.adapt import adapt
+    from bloodcell_core.classes import normalise_class_name
+    from bloodcell_core.data.datasets import Dataset
+
+    names = [normalise_class_name(path.parent.name) for path in files]
+    known = [(path, name) for path, name in zip(files, names) if name in predictor.classes]
+    if len({name for _, name in known}) < 2:
+        return {"status": "skipped", "reason": "fewer than 2 of the model's classes among the sample"}
+    classes = sorted({name for _, name in known}, key=predictor.classes.index)
+    dataset = Dataset("bench-sample", classes, [str(path) for path, _ in known],
+                      np.array([classes.index(name) for _, name in known], dtype=np.int64))
+    from bloodcell_core.errors import BloodcellError
+
+    started = time.perf_counter()
+    try:
+        _model, card = adapt(predictor, dataset, None, parent_dir=model_dir)
+    except BloodcellError as error:
+        return {"status": "skipped", "reason": f"adapt refused: {error}"}
+    home = card["adaptation"].get("home_check")
+    return {"n_images": len(known), "seconds": time.perf_counter() - started,
+            "home_check_images": None if home is None else home["n_images"]}
+
+
 def bench_end_to_end(predictor: Any, files: list[Path], batch_size: int,
                      progress: ProgressFn | None = None) -> dict[str, Any]:
     """Files on disk to predictions: decode + localise + crop + predict, batch by batch."""
@@ -372,6 +411,7 @@ def _measure(settings: BenchSettings, predictor: Any, data: _Data, images: list[
         "end_to_end": bench_end_to_end(predictor, data.files[:settings.end_to_end_images], settings.batch_size,
                                        progress),
         "audit": bench_audit(data.root, progress),
+        "review_scores": bench_review_scores(predictor, images, settings.repeats),
     }
     baseline_model = build_model(settings.baseline_arch, len(predictor.classes), settings.baseline_input_size)
     measured["baseline"] = bench_model(Predictor.from_model(baseline_model, predictor.classes), images, settings,
@@ -397,6 +437,7 @@ def run_benchmarks(settings: BenchSettings, progress: ProgressFn | None = None) 
         data.files = sample_files(data.root, max(SAMPLE_IMAGES, settings.end_to_end_images))
         images = load_images(_spread(data.files, SAMPLE_IMAGES))
         measured = _measure(settings, predictor, data, images, progress)
+        measured["adapt"] = bench_adapt(predictor, _spread(data.files, ADAPT_IMAGES), model_dir)
         conditions["other_processes_cpu_share"] = meter.other_share()
         if settings.skip_app:
             app = {"status": "skipped", "reason": "--skip-app given"}
@@ -435,6 +476,8 @@ def _assemble(settings: BenchSettings, predictor: Any, model_dir: Path, data: _D
         "throughput": {"batch_size": settings.batch_size, "model_only_images_per_s": default["batch_images_per_s"],
                        "end_to_end": {**measured["end_to_end"], "source": data.source}},
         "audit": {**measured["audit"], "source": data.source},
+        "review_scores": measured["review_scores"],
+        "adapt": measured["adapt"],
         "app": app,
         "comparison": {
             "baseline": {"architecture": settings.baseline_arch, "input_size": settings.baseline_input_size,
