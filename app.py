@@ -6,37 +6,18 @@ draws the sidebar model picker and hands over to the selected page.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
 from dashboard import state
-
-APP_DIR = Path(__file__).resolve().parent
-
-# (file under pages/, title, icon, section). A page whose file does not exist yet is left out,
-# so the app starts while pages are being added.
-PAGES: list[tuple[str, str, str, str]] = [
-    ("home.py", "Home", ":material/home:", "Clinician"),
-    ("classify.py", "Classify", ":material/biotech:", "Clinician"),
-    ("performance.py", "Model performance", ":material/monitoring:", "Clinician"),
-    ("robustness.py", "Robustness", ":material/shield:", "Clinician"),
-    ("adapt.py", "Adapt to your lab", ":material/tune:", "Clinician"),
-    ("duplicates.py", "Duplicates", ":material/content_copy:", "Data review"),
-    ("outliers.py", "Outliers", ":material/scatter_plot:", "Data review"),
-    ("label_issues.py", "Label issues", ":material/label:", "Data review"),
-    ("review_log.py", "Review log", ":material/history:", "Data review"),
-]
+from dashboard.navigation import existing_pages
 
 
 def navigation_pages() -> dict[str, list]:
-    """``st.Page`` objects per section, for the page files that exist."""
+    """``st.Page`` objects per section, for the page files that exist (the one list: dashboard/navigation.py)."""
     sections: dict[str, list] = {}
-    for filename, title, icon, section in PAGES:
-        path = APP_DIR / "pages" / filename
-        if path.is_file():
-            page = st.Page(f"pages/{filename}", title=title, icon=icon, default=filename == "home.py")
-            sections.setdefault(section, []).append(page)
+    for entry in existing_pages():
+        page = st.Page(entry.path, title=entry.title, icon=entry.icon, default=entry.filename == "home.py")
+        sections.setdefault(entry.section, []).append(page)
     return sections
 
 

@@ -9,26 +9,8 @@ import streamlit as st
 from bloodcell_core.errors import BloodcellError
 from bloodcell_core.reporting.performance import card_overview, card_validation, format_metric
 from dashboard import state
+from dashboard.navigation import existing_pages
 
-PAGE_LINKS = [  # (page file, label, icon, what it is for)
-    ("pages/classify.py", "Classify", ":material/biotech:",
-     "Upload single-cell images: predicted class, probabilities, Grad-CAM, needs-review flags, "
-     "accept or correct each prediction, differential count, CSV and printable summary."),
-    ("pages/performance.py", "Model performance", ":material/monitoring:",
-     "Confusion matrix (IG/monocyte outlined), per-class metrics, calibration, accuracy versus coverage, "
-     "misclassified images; compare two models."),
-    ("pages/robustness.py", "Robustness", ":material/shield:",
-     "How accuracy holds up under blur, stain and noise corruptions, and on other laboratories' images."),
-    ("pages/adapt.py", "Adapt to your lab", ":material/tune:",
-     "The cells reviewers accepted or corrected, per class and laboratory; adapt the model on them and "
-     "compare before and after."),
-    ("pages/duplicates.py", "Duplicates", ":material/content_copy:",
-     "Exact and near-duplicate images, and leakage between splits: images that also occur in a second "
-     "dataset, such as the test set."),
-    ("pages/outliers.py", "Outliers", ":material/scatter_plot:", "Images unlike the rest of their class."),
-    ("pages/label_issues.py", "Label issues", ":material/label:", "Images whose label is probably wrong."),
-    ("pages/review_log.py", "Review log", ":material/history:", "Every recorded decision and adaptation run: who, what, when."),
-]
 
 access = state.require_view()
 st.title("Blood-cell review dashboard")
@@ -70,10 +52,9 @@ if card is not None:
         st.caption("The model is loading in the background; Classify will use it as soon as it is ready.")
 
 st.header("Pages")
-app_dir = Path(__file__).resolve().parent.parent
-for page_file, label, icon, purpose in PAGE_LINKS:
-    if (app_dir / page_file).is_file():
+for entry in existing_pages():
+    if entry.purpose:
         link, text = st.columns([1, 3])
         with link:
-            st.page_link(page_file, label=label, icon=icon)
-        text.caption(purpose)
+            st.page_link(entry.path, label=entry.title, icon=entry.icon)
+        text.caption(entry.purpose)
