@@ -30,15 +30,16 @@ from bloodcell_core.data.images import content_hash, read_bytes
 from bloodcell_core.errors import DatasetError, UnreadableImageError
 from bloodcell_core.outputs import write_csv
 from bloodcell_core.progress import ProgressFn, track
-from bloodcell_core.review.store import KEEP_ONE_COPY
+from bloodcell_core.review.store import KEEP_ONE_COPY, ReviewAction
 
 if TYPE_CHECKING:
     from bloodcell_core.review.store import Decision
 
 MANIFEST_COLUMNS = ("path", "label", "original_label", "decision", "reviewer")
-DROP_ACTIONS = ("drop",)
-RELABEL_ACTIONS = ("relabel", "correct-prediction")
-KEEP_ACTIONS = ("keep", KEEP_ONE_COPY, "not-duplicate", "confirm-prediction")
+DROP_ACTIONS = (ReviewAction.DROP,)
+RELABEL_ACTIONS = (ReviewAction.RELABEL, ReviewAction.CORRECT_PREDICTION)
+KEEP_ACTIONS = (ReviewAction.KEEP, ReviewAction.KEEP_ONE_COPY, ReviewAction.NOT_DUPLICATE,
+                ReviewAction.CONFIRM_PREDICTION)
 
 
 @dataclass

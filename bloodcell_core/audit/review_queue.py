@@ -30,14 +30,14 @@ from bloodcell_core.data.datasets import Dataset
 from bloodcell_core.data.images import content_hash, read_bytes
 from bloodcell_core.errors import BloodcellError, UnreadableImageError
 from bloodcell_core.review.auth import guarded_record
-from bloodcell_core.review.store import KEEP_ONE_COPY, Decision, ReviewStore, make_request_id
+from bloodcell_core.review.store import KEEP_ONE_COPY, Decision, ReviewAction, ReviewStore, make_request_id
 
 DUPLICATES_PAGE = "duplicates"
 OUTLIERS_PAGE = "outliers"
 LABEL_ISSUES_PAGE = "label_issues"
 KEEP_ONE = "keep-one"  # group action: keep the chosen image, drop the others
-GROUP_ACTIONS = (KEEP_ONE, "drop", "relabel", "not-duplicate")
-ITEM_ACTIONS = ("keep", "drop", "relabel")
+GROUP_ACTIONS = (KEEP_ONE, ReviewAction.DROP.value, ReviewAction.RELABEL.value, ReviewAction.NOT_DUPLICATE.value)
+ITEM_ACTIONS = (ReviewAction.KEEP.value, ReviewAction.DROP.value, ReviewAction.RELABEL.value)
 MATCH_TEXT = {"bytes": "identical bytes", "pixels": "identical pixels, different files"}
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 from bloodcell_core.reporting.batch import ClassifiedImage
 from bloodcell_core.review.archive import archive_reviewed
 from bloodcell_core.review.auth import guarded_record_many
-from bloodcell_core.review.store import Decision, ReviewStore, make_request_id
+from bloodcell_core.review.store import Decision, ReviewAction, ReviewStore, make_request_id
 
 CLASSIFY_DATASET = "classify-uploads"  # the review store's ``dataset`` for uploaded images
 PAGE = "classify"
@@ -32,7 +32,8 @@ class PreviousDecision:
 
 
 def review_action(image: ClassifiedImage, new_label: str) -> str:
-    return "confirm-prediction" if new_label == image.prediction.predicted else "correct-prediction"
+    return (ReviewAction.CONFIRM_PREDICTION if new_label == image.prediction.predicted
+            else ReviewAction.CORRECT_PREDICTION).value
 
 
 def review_decision(image: ClassifiedImage, new_label: str, reviewer: str, model_name: str,

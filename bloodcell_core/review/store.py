@@ -43,17 +43,32 @@ import sqlalchemy as sa
 from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
+from enum import StrEnum
+
 from bloodcell_core.errors import BloodcellError
 from bloodcell_core.paths import data_dir
 
 if TYPE_CHECKING:
     import pandas as pd
 
-KEEP_ONE_COPY = "keep-one-copy"  # keep this file, and leave its byte-identical copies out of the export
-ADAPT_MODEL = "adapt-model"  # a reviewer adapted a model on archived cells (see bloodcell_core.adaptation.from_archive)
-ACTIONS = ("keep", KEEP_ONE_COPY, "drop", "relabel", "not-duplicate", "confirm-prediction", "correct-prediction",
-           ADAPT_MODEL)
-ACTIONS_NEEDING_NEW_LABEL = ("relabel", "correct-prediction", ADAPT_MODEL)
+class ReviewAction(StrEnum):
+    """What a decision says. The values are what the database stores (unchanged since schema 1);
+    members compare equal to those strings, so rows read back as plain text match them."""
+
+    KEEP = "keep"
+    KEEP_ONE_COPY = "keep-one-copy"  # keep this file, and leave its byte-identical copies out of the export
+    DROP = "drop"
+    RELABEL = "relabel"
+    NOT_DUPLICATE = "not-duplicate"
+    CONFIRM_PREDICTION = "confirm-prediction"
+    CORRECT_PREDICTION = "correct-prediction"
+    ADAPT_MODEL = "adapt-model"  # a reviewer adapted a model on archived cells (bloodcell_core.adaptation.from_archive)
+
+
+KEEP_ONE_COPY = ReviewAction.KEEP_ONE_COPY
+ADAPT_MODEL = ReviewAction.ADAPT_MODEL
+ACTIONS = tuple(action.value for action in ReviewAction)
+ACTIONS_NEEDING_NEW_LABEL = (ReviewAction.RELABEL, ReviewAction.CORRECT_PREDICTION, ReviewAction.ADAPT_MODEL)
 SCHEMA_VERSION = 2
 SQLITE_BUSY_TIMEOUT_S = 30.0
 # Connection pool, sized for the app: Streamlit runs one script thread per active session (plus
