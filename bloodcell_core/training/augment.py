@@ -16,7 +16,7 @@ from bloodcell_core.training.appearance import random_appearance
 
 AUGMENTATIONS = ("flip", "rot90", "zoom", "colour", "appearance", "blur", "noise", "randaugment", "augmix", "mixup",
                  "cutmix")
-APPEARANCE_CLEAN_SHARE = 0.25  # with "appearance", this share of images keeps the source laboratory's look
+APPEARANCE_SHARE = 0.75  # with "appearance", this share of images gets another laboratory's look
 DEFAULT_AUGMENT = ("flip", "rot90", "zoom", "colour", "noise", "mixup")
 
 Batch = tuple[tf.Tensor, tf.Tensor, tf.Tensor]  # images (float 0..255), one-hot labels, sample weights
@@ -32,8 +32,8 @@ def _dihedral(images: tf.Tensor, rot90: bool) -> tf.Tensor:
     return images
 
 
-def build_augmenter(names: tuple[str, ...] | list[str], seed: int,
-                    zoom: float = 0.2) -> Callable[[tf.Tensor, tf.Tensor, tf.Tensor], Batch]:
+def build_augmenter(names: tuple[str, ...] | list[str], seed: int, zoom: float = 0.2,
+                    appearance_share: float = APPEARANCE_SHARE) -> Callable[[tf.Tensor, tf.Tensor, tf.Tensor], Batch]:
     unknown = set(names) - set(AUGMENTATIONS)
     if unknown:
         from bloodcell_core.errors import BloodcellError
@@ -63,7 +63,7 @@ def build_augmenter(names: tuple[str, ...] | list[str], seed: int,
         for layer in image_layers:
             images = layer(images, training=True)
         if appearance:
-            keep = tf.random.uniform([tf.shape(images)[0], 1, 1, 1]) < APPEARANCE_CLEAN_SHARE
+            keep = tf.random.uniform([tf.shape(images)[0], 1, 1, 1]) >= appearance_share
             images = tf.where(keep, images, random_appearance(images))
         if noise is not None:
             images = noise(images / 255.0, training=True) * 255.0

@@ -56,6 +56,7 @@ class TrainConfig:
     tta: str = "identity"  # test-time views stored in the card (bloodcell_core.inference.tta), e.g. identity,rot180
     min_source_share: float = 0.1  # with several sources, each is oversampled to at least this share of an epoch
     zoom: float = 0.2  # RandomZoom range of the "zoom" augmentation (+-): another lab frames its cells differently
+    appearance_share: float = 0.75  # share of images the "appearance" augmentation gives another laboratory's look
 
 
 def _subsample(dataset: Dataset, max_images: int | None, seed: int) -> Dataset:
@@ -127,7 +128,7 @@ def _make_train_dataset(prepared, indices, labels_onehot, sample_weights, config
         output_signature=signature)
     steps = int(np.ceil(len(indices) / config.batch_size))
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(steps))
-    augment = build_augmenter(tuple(config.augment), config.seed, config.zoom)
+    augment = build_augmenter(tuple(config.augment), config.seed, config.zoom, config.appearance_share)
     return dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
 
 
