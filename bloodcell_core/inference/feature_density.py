@@ -26,6 +26,7 @@ BATCH_SIZE = 50  # random clean batches used to set the batch threshold
 BATCH_TRIALS = 100
 BATCH_QUANTILE = 0.99  # a clean batch's flagged share exceeds the threshold ~1% of the time
 MIN_BATCH = 20  # smaller uploads get no batch verdict
+MIN_CALIBRATION_IMAGES = 10  # fewer calibration images fit no density (no "unlike the training images" flag)
 
 
 def fit_density(features: np.ndarray, labels: np.ndarray, n_classes: int) -> dict[str, Any]:

@@ -18,7 +18,8 @@ from typing import Any, Callable
 import numpy as np
 
 
-from bloodcell_core.inference.feature_density import (BATCH_SIZE, BATCH_TRIALS, MIN_BATCH, OOD_QUANTILE, Density,
+from bloodcell_core.inference.feature_density import (BATCH_SIZE, BATCH_TRIALS, MIN_BATCH,
+                                                       MIN_CALIBRATION_IMAGES, OOD_QUANTILE, Density,
                                                        batch_threshold, cross_fitted_distances, fit_density)
 
 TARGET_ACCEPTED_ACCURACY = 0.995
@@ -48,10 +49,15 @@ def fit_review_policy(probabilities: np.ndarray, labels: np.ndarray, features: n
         if correct[accepted].mean() >= TARGET_ACCEPTED_ACCURACY:
             threshold = float(candidate)
             break
+    accepted = confidence >= threshold
+    if len(labels) < MIN_CALIBRATION_IMAGES:
+        return {"confidence_threshold": round(float(threshold), 4), "n_calibration_images": int(len(labels)),
+                "validation_coverage": float(accepted.mean()) if len(accepted) else None,
+                "rule": f"needs review when confidence < threshold; no out-of-distribution rule (fewer than "
+                        f"{MIN_CALIBRATION_IMAGES} calibration images)"}
     distances = cross_fitted_distances(features, labels, n_classes)
     ood_threshold = float(np.quantile(distances, density_quantile))
     unlike = distances > ood_threshold
-    accepted = confidence >= threshold
     flagged = ~accepted | unlike
     return {
         "confidence_threshold": round(float(threshold), 4),
