@@ -17,13 +17,14 @@ import numpy as np
 from bloodcell_core.audit.hashing import (HashTable, NearDuplicates, find_exact_duplicates,
                                           find_near_duplicates, hash_dataset)
 from bloodcell_core.data.datasets import Dataset
+from bloodcell_core.data.duplicates import NEAR_DUPLICATE_HAMMING
 from bloodcell_core.errors import BloodcellError
 from bloodcell_core.progress import ProgressFn
 
 if TYPE_CHECKING:
     from bloodcell_core.inference.predictor import Predictor
 
-DEFAULT_HAMMING = 4  # chosen on the dev set; see bloodcell_core.audit.near_duplicates
+DEFAULT_HAMMING = NEAR_DUPLICATE_HAMMING  # the one threshold, shared with the training split
 OUTLIER_METHODS = ("knn", "isolation_forest")
 EMBED_CHUNK = 512  # images decoded and held at once while embedding
 

@@ -13,13 +13,14 @@ import numpy as np
 from sklearn.utils.class_weight import compute_class_weight
 
 from bloodcell_core.data.datasets import Dataset
+from bloodcell_core.data.duplicates import NEAR_DUPLICATE_HAMMING, duplicate_groups
 from bloodcell_core.errors import DatasetError
 from bloodcell_core.evaluation.metrics import classification_report, coverage_curve
 from bloodcell_core.preprocess.localise import CROP_FACTOR
 from bloodcell_core.progress import ProgressFn
 from bloodcell_core.training.prepare import PreparedData, concatenate_prepared, prepare_arrays
 from bloodcell_core.training.resume import RunCheckpoints
-from bloodcell_core.training.split import GROUPING_HAMMING, duplicate_groups, grouped_split
+from bloodcell_core.training.split import grouped_split
 
 PBC_CREDIT = ("Trained on the PBC dataset: A. Acevedo et al., 'A dataset of microscopic peripheral blood cell "
               "images for development of automatic recognition systems', Data in Brief 30 (2020) 105474, "
@@ -420,7 +421,8 @@ def _make_card(model, dataset: Dataset, prepared: PreparedData, config: TrainCon
                  "n_train": int(len(train_idx)), "n_validation": int(len(val_idx)),
                  "unreadable": int((~prepared.readable).sum()),
                  "localisation_found_rate": float(prepared.localised[prepared.readable].mean()),
-                 "split": f"stratified, grouped by exact/near duplicates (pHash Hamming <= {GROUPING_HAMMING})"},
+                 "split": ("stratified, grouped by exact/near duplicates "
+                           f"(pHash Hamming <= {NEAR_DUPLICATE_HAMMING})")},
         "calibration": calibration,
         "inference": inference,
         "validation": report,
