@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 
 from bloodcell_core.data.images import content_hash
+from bloodcell_core.data.sampling import stratified_sample as stratified_indices
 from bloodcell_core.errors import BloodcellError
 from bloodcell_core.inference.predictor import Prediction
 from bloodcell_core.reporting.batch import ClassifiedImage, differential_count, predictions_csv, predictions_frame
 from bloodcell_core.reporting.decisions import CLASSIFY_DATASET, record_review, review_decision
 from bloodcell_core.reporting.images import draw_crop_box
-from bloodcell_core.reporting.performance import (card_overview, compare_frame, format_metric, misclassified,
-                                                  stratified_indices, threshold_point)
+from bloodcell_core.reporting.performance import card_overview, compare_frame, format_metric, misclassified, threshold_point
 from bloodcell_core.reporting.summary import summary_html
 from bloodcell_core.reporting.uploads import MB, decode_uploads
 from bloodcell_core.review.store import Decision, ReviewStore

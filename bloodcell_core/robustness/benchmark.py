@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from bloodcell_core.data.datasets import Dataset
+from bloodcell_core.data.sampling import stratified_sample
 from bloodcell_core.data.subsets import held_out_split, labels_in_classes, load_images
 from bloodcell_core.errors import BloodcellError, DatasetError
 from bloodcell_core.progress import ProgressFn
@@ -29,31 +30,10 @@ CLEAN_FLAGGED_LIMIT = 0.10  # while flagging at most 10% of clean images
 
 # --- selection and loading -------------------------------------------------------------
 
-def stratified_sample(labels: np.ndarray, max_images: int | None, seed: int) -> np.ndarray:
-    """Indices of a class-proportional sample of ``max_images`` (largest-remainder quotas,
-    at least one image per class when room allows), sorted; all indices when it fits."""
-    labels = np.asarray(labels)
-    if max_images is None or max_images >= len(labels):
-        return np.arange(len(labels))
-    if max_images < 1:
-        raise BloodcellError(f"--max-images must be at least 1, got {max_images}")
-    rng = np.random.default_rng(seed)
-    classes, counts = np.unique(labels, return_counts=True)
-    exact = max_images * counts / counts.sum()
-    quota = np.floor(exact).astype(int)
-    for position in np.argsort(-(exact - quota), kind="stable")[: max_images - quota.sum()]:
-        quota[position] += 1
-    for position in np.flatnonzero(quota == 0):
-        donor = int(np.argmax(quota))
-        if quota[donor] > 1:
-            quota[donor] -= 1
-            quota[position] = 1
-    chosen = [rng.permutation(np.flatnonzero(labels == c))[:q] for c, q in zip(classes, quota)]
-    return np.sort(np.concatenate(chosen))
-
-
 def _prepare(dataset: Dataset, predictor: Any, candidates: np.ndarray, max_images: int | None,
              seed: int, progress: ProgressFn | None) -> dict[str, Any]:
+    if max_images is not None and max_images < 1:
+        raise BloodcellError(f"--max-images must be at least 1, got {max_images}")
     labels = labels_in_classes(dataset, predictor.classes)
     known = candidates[labels[candidates] >= 0]
     if len(known) == 0:

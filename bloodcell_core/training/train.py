@@ -14,6 +14,7 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from bloodcell_core.data.datasets import Dataset
 from bloodcell_core.data.duplicates import NEAR_DUPLICATE_HAMMING, duplicate_groups
+from bloodcell_core.data.sampling import stratified_sample
 from bloodcell_core.errors import DatasetError
 from bloodcell_core.evaluation.metrics import classification_report, coverage_curve
 from bloodcell_core.preprocess.localise import CROP_FACTOR
@@ -62,13 +63,7 @@ class TrainConfig:
 def _subsample(dataset: Dataset, max_images: int | None, seed: int) -> Dataset:
     if not max_images or max_images >= len(dataset):
         return dataset
-    rng = np.random.default_rng(seed)
-    per_class = [rng.permutation(np.flatnonzero(dataset.labels == c)) for c in range(len(dataset.classes))]
-    picked, i = [], 0
-    while len(picked) < max_images:
-        picked += [idx[i] for idx in per_class if i < len(idx)][: max_images - len(picked)]
-        i += 1
-    return dataset.subset(np.sort(picked))
+    return dataset.subset(stratified_sample(dataset.labels, max_images, seed, quotas="equal"))
 
 
 def _check_trainable(dataset: Dataset, prepared: PreparedData) -> None:
