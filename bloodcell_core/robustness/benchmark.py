@@ -18,6 +18,7 @@ from bloodcell_core.data.datasets import Dataset
 from bloodcell_core.data.sampling import stratified_sample
 from bloodcell_core.data.subsets import held_out_split, labels_in_classes, load_images
 from bloodcell_core.errors import BloodcellError, DatasetError
+from bloodcell_core.evaluation.metrics import balanced_accuracy
 from bloodcell_core.progress import ProgressFn
 from bloodcell_core.robustness.corruptions import (CORRUPTIONS, GAUSSIAN_NOISE, GAUSSIAN_SIGMAS, SEVERITIES,
                                                    corrupt_item, derived_seed)
@@ -54,7 +55,7 @@ def classification_scores(y_true: np.ndarray, y_pred: np.ndarray, classes: Seque
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     recall = {classes[c]: float(np.mean(y_pred[y_true == c] == c)) for c in np.unique(y_true)}
     return {"accuracy": float(np.mean(y_true == y_pred)) if len(y_true) else 0.0,
-            "balanced_accuracy": float(np.mean(list(recall.values()))) if recall else 0.0,
+            "balanced_accuracy": balanced_accuracy(y_true, y_pred),
             "per_class_recall": recall}
 
 
