@@ -9,8 +9,9 @@ import pytest
 
 from bloodcell_core.cli import main
 from bloodcell_core.errors import BloodcellError
-from bloodcell_core.evaluation.calibration import apply_temperature
-from bloodcell_core.inference.tta import NO_TTA, VIEWS, card_views, parse_views, run_views
+from bloodcell_core.inference.temperature import apply_temperature
+from bloodcell_core.inference.tta import VIEWS, run_views
+from bloodcell_core.models.card import NO_TTA, VIEW_NAMES, card_views, parse_views
 from tests.helpers_dashboard import write_cell_dataset
 
 
@@ -35,6 +36,7 @@ def test_parse_views_validates_names():
         parse_views("rot180,rot180")
     assert card_views({}) == NO_TTA
     assert card_views({"inference": {"tta": ["identity", "hflip"]}}) == ("identity", "hflip")
+    assert set(VIEW_NAMES) == set(VIEWS)  # every name a card may give is a view the predictor can run
 
 
 def test_run_views_averages_each_output_over_the_views_in_one_call():

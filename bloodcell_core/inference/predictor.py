@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from bloodcell_core.evaluation.calibration import apply_temperature
-from bloodcell_core.inference.review_flags import ood_scorer, review_reasons
 from bloodcell_core.inference.feature_density import batch_shift
-from bloodcell_core.inference.tta import card_views, run_views
+from bloodcell_core.inference.review_flags import ood_scorer, review_reasons
+from bloodcell_core.inference.temperature import apply_temperature
+from bloodcell_core.inference.tta import run_views
+from bloodcell_core.models.card import card_views
 from bloodcell_core.preprocess.localise import localise_and_crop
 from bloodcell_core.preprocess.stain import reinhard
 from bloodcell_core.progress import ProgressFn
@@ -86,7 +87,7 @@ class Predictor:
     def run_prepared(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Prepared crops (N, S, S, 3) -> (probabilities, features), as served: views averaged, temperature."""
         probabilities, features = run_views(self._outputs_and_features.predict_on_batch, batch, self.tta_views)
-        if self.temperature != 1.0:  # the card's temperature scaling (bloodcell_core.evaluation.calibration)
+        if self.temperature != 1.0:  # the card's temperature (fitted by bloodcell_core.evaluation.calibration)
             probabilities = apply_temperature(probabilities, self.temperature)
         return np.asarray(probabilities), np.asarray(features)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bloodcell_core.errors import BloodcellError, ModelLoadError
-from bloodcell_core.inference.tta import card_views
+from bloodcell_core.models.card import card_views
 from bloodcell_core.outputs import OutputError, ensure_folder, output_folder, write_text
 from bloodcell_core.paths import default_model_dir, model_search_dirs
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 from bloodcell_core.data.datasets import Dataset
 from bloodcell_core.data.sampling import stratified_sample
-from bloodcell_core.inference.tta import NO_TTA, card_views
+from bloodcell_core.models.card import NO_TTA, card_views
 
 if TYPE_CHECKING:  # type hints only: sklearn stays out of the Home page's imports
     from bloodcell_core.evaluation.evaluate import Evaluation
