@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 DEFAULT_HAMMING = NEAR_DUPLICATE_HAMMING  # the one threshold, shared with the training split
 OUTLIER_METHODS = ("knn", "isolation_forest")
-EMBED_CHUNK = 512  # images decoded and held at once while embedding
 
 
 @dataclass(frozen=True)
@@ -102,17 +101,8 @@ class AuditContext:
         """``(indices, embeddings)``: penultimate-layer features of every decodable image."""
         if self.predictor is None:
             raise BloodcellError(f"embeddings need a model ({self.no_model_reason})")
-        readable = self.hashes.valid_indices
-        if self.progress is not None:
-            self.progress(0, len(readable), "Embedding images")
-        parts = []
-        for start in range(0, len(readable), EMBED_CHUNK):
-            chunk = readable[start:start + EMBED_CHUNK]
-            images = [self.dataset.load(int(i)) for i in chunk]
-            parts.append(np.asarray(self.predictor.embed(images), dtype=np.float32))
-            if self.progress is not None:
-                self.progress(start + len(chunk), len(readable), "Embedding images")
-        features = np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+        readable, features, _unreadable = self.predictor.embed_dataset(
+            self.dataset, self.hashes.valid_indices, self.progress)
         if not np.isfinite(features).all():
             raise BloodcellError("the model's features contain NaN or infinite values (a broken model?)")
         return readable, features

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from bloodcell_core.data.datasets import Dataset
+from bloodcell_core.errors import UnreadableImageError
 from bloodcell_core.inference.feature_density import batch_shift
 from bloodcell_core.inference.review_flags import ood_scorer, review_reasons
 from bloodcell_core.inference.temperature import apply_temperature
@@ -20,6 +22,8 @@ from bloodcell_core.models.card import card_views
 from bloodcell_core.preprocess.localise import localise_and_crop
 from bloodcell_core.preprocess.stain import reinhard
 from bloodcell_core.progress import ProgressFn
+
+EMBED_CHUNK = 256  # images decoded and held at once by Predictor.embed_dataset
 
 
 @dataclass
@@ -160,3 +164,32 @@ class Predictor:
     def embed(self, images: list[np.ndarray], batch_size: int = 64,
               progress: ProgressFn | None = None) -> np.ndarray:
         return self.predict_outputs(images, batch_size, progress, "Embedding")[1]
+
+    def embed_dataset(self, dataset: Dataset, indices: np.ndarray | None = None,
+                      progress: ProgressFn | None = None, chunk: int = EMBED_CHUNK
+                      ) -> tuple[np.ndarray, np.ndarray, list[dict[str, str]]]:
+        """``(indices of the readable items, their features (N, F) float32, unreadable [{path, reason}])``.
+
+        Items (all of ``dataset`` by default) are decoded ``chunk`` at a time, so memory stays
+        bounded on large sets; the audit's checks and the Outliers map both embed through here.
+        """
+        wanted = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
+        kept: list[int] = []
+        parts: list[np.ndarray] = []
+        unreadable: list[dict[str, str]] = []
+        if progress is not None:
+            progress(0, len(wanted), "Embedding images")
+        for start in range(0, len(wanted), chunk):
+            images = []
+            for index in wanted[start:start + chunk].tolist():
+                try:
+                    images.append(dataset.load(index))
+                    kept.append(index)
+                except UnreadableImageError as error:
+                    unreadable.append({"path": dataset.items[index], "reason": str(error)})
+            if images:
+                parts.append(np.asarray(self.embed(images), dtype=np.float32))
+            if progress is not None:
+                progress(min(start + chunk, len(wanted)), len(wanted), "Embedding images")
+        features = np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+        return np.asarray(kept, dtype=np.int64), features, unreadable
