@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from bloodcell_core.inference.predictor import Predictor
 
 DEFAULT_HAMMING = NEAR_DUPLICATE_HAMMING  # the one threshold, shared with the training split
-OUTLIER_METHODS = ("knn", "isolation_forest")
+# The outlier scores the audit offers (bloodcell_core.audit.outliers): name -> what it measures.
+OUTLIER_METHODS: dict[str, str] = {"knn": "Distance to nearest neighbours", "isolation_forest": "Isolation forest"}
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class AuditSettings:
     """Thresholds of the checks; written into the report under ``settings``."""
 
     hamming: int = DEFAULT_HAMMING  # near duplicates: max Hamming distance of 64-bit perceptual hashes
-    outlier_method: str = "knn"  # "knn" (mean distance to k nearest neighbours) or "isolation_forest"
+    outlier_method: str = "knn"  # one of OUTLIER_METHODS: "knn" (mean distance to k nearest neighbours), ...
     outlier_k: int = 10
     outlier_fraction: float = 0.01  # share of images reported as outliers (at least one)
     cv_folds: int = 5  # out-of-fold probabilities for the label-issue check
