@@ -57,7 +57,7 @@ def bomb_png(side: int = 50_000) -> bytes:
 
 
 def test_bad_uploads_get_one_message_each_and_good_ones_decode():
-    good = png_bytes(synthetic_cell())
+    good = png_bytes(synthetic_cell(64))
     files = [("good.png", good), ("empty.png", b""), ("truncated.png", good[: len(good) // 2]),
              ("notes.png", b"this is not an image at all"), ("bomb.png", bomb_png()),
              ("dot.png", png_bytes(np.zeros((1, 1, 3), np.uint8))), ("big.png", good)]
