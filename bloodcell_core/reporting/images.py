@@ -6,7 +6,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from bloodcell_core.explain.crop import as_crop, explained_crop  # noqa: F401  (the pages import it from here)
+from bloodcell_core.explain.crop import as_crop, explained_crop
+
+__all__ = ["BOX_COLOUR", "as_crop", "draw_crop_box", "explained_crop", "model_crop"]  # explained_crop: explain.crop's
 
 BOX_COLOUR = (255, 140, 0)
 
