@@ -22,7 +22,8 @@ class DatasetError(BloodcellError):
     """A dataset path that is missing, empty or not in a known format."""
 
 
-def one_line(error: BaseException) -> str:
-    """The first line of an error message (BloodcellErrors are one line already)."""
+def one_line(error: BaseException, limit: int | None = None) -> str:
+    """The first line of an error message (BloodcellErrors are one line already), at most
+    ``limit`` characters; the exception's type name when the message is empty."""
     text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    return text.splitlines()[0][:limit] if text else type(error).__name__

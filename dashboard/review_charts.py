@@ -12,7 +12,7 @@ import numpy as np
 import plotly.express as px
 import plotly.graph_objects as go
 
-from bloodcell_core.robustness.embedding import EmbeddingMap
+from bloodcell_core.audit.embedding_map import EmbeddingMap
 
 OUTLIER_COLOUR = "#111111"
 

@@ -18,10 +18,9 @@ import plotly.express as px
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from bloodcell_core.robustness.corruptions import (CORRUPTIONS, GAUSSIAN_SIGMAS, apply_corruption, derived_seed,
-                                                   gaussian_noise)
+from bloodcell_core.robustness.corruptions import CORRUPTIONS, GAUSSIAN_NOISE, GAUSSIAN_SIGMAS, corrupt_item
 
-NOISE = "gaussian_noise"
+NOISE = GAUSSIAN_NOISE
 METRICS = {"accuracy": "Accuracy", "balanced_accuracy": "Balanced accuracy"}
 MODEL_DASHES = ("solid", "dash")
 PALETTE = px.colors.qualitative.Dark24
@@ -174,13 +173,7 @@ def level_text(name: str, level: int) -> str:
     return f"sigma {GAUSSIAN_SIGMAS[level - 1]}" if name == NOISE else f"severity {level}"
 
 
-def corrupted_view(image: np.ndarray, name: str, level: int, seed: int, index: int) -> np.ndarray:
-    """``image`` (item ``index`` of the dataset) exactly as the benchmark corrupted it; level 0 = unchanged."""
-    if level == 0:
-        return image
-    if name == NOISE:
-        return gaussian_noise(image, GAUSSIAN_SIGMAS[level - 1], seed=derived_seed(seed, index, NOISE))
-    return apply_corruption(image, name, level, np.random.default_rng(derived_seed(seed, index, name)))
+corrupted_view = corrupt_item  # the gallery shows item i exactly as the benchmark corrupted it
 
 
 def gallery_corruptions() -> list[str]:

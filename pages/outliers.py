@@ -16,7 +16,7 @@ from bloodcell_core.data.datasets import Dataset
 from bloodcell_core.errors import BloodcellError
 from bloodcell_core.inference.predictor import Predictor
 from bloodcell_core.review.store import Decision
-from bloodcell_core.robustness.embedding import PROJECTIONS, EmbeddingMap, embedding_map
+from bloodcell_core.audit.embedding_map import PROJECTIONS, EmbeddingMap, embedding_map
 from dashboard import review_charts, review_widgets, state
 
 PREFIX = "outl"

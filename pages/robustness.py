@@ -19,11 +19,12 @@ import numpy as np
 import streamlit as st
 
 from bloodcell_core.data.datasets import Dataset
+from bloodcell_core.data.sampling import stratified_sample
 from bloodcell_core.errors import BloodcellError
 from bloodcell_core.explain import DEFAULT_METHOD, overlay
 from bloodcell_core.inference.predictor import Prediction, Predictor
 from bloodcell_core.reporting.images import explained_crop
-from bloodcell_core.robustness.benchmark import run_robustness, stratified_sample
+from bloodcell_core.robustness.benchmark import run_robustness
 from dashboard import charts, state
 from dashboard import crosslab_view as labs_view
 from dashboard import robustness_view as view

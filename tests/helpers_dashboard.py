@@ -1,23 +1,18 @@
-"""Test helpers for the dashboard: a synthetic cell image and a tiny saved model with a card."""
+"""Test helpers for the dashboard: a tiny saved model with a card, PNG bytes, a cell dataset.
+
+``synthetic_cell`` is :func:`tests.helpers_images.synthetic_cell`, imported here for the tests that take it from this module.
+"""
 from __future__ import annotations
 
 import io
 
 import numpy as np
 
+from tests.helpers_images import synthetic_cell
+
+__all__ = ["TINY_MODEL_CLASS", "build_tiny_model", "png_bytes", "synthetic_cell", "tiny_model_card", "write_cell_dataset"]
+
 TINY_MODEL_CLASS = "lymphocyte"  # the class the tiny dashboard test model always predicts
-
-
-def synthetic_cell(side: int = 64, seed: int = 0) -> np.ndarray:
-    """An RGB uint8 'cell': pale pink background with a purple stained disc off the centre."""
-    rng = np.random.default_rng(seed)
-    image = np.empty((side, side, 3), np.float32)
-    image[:] = (236, 200, 210)
-    yy, xx = np.mgrid[:side, :side]
-    disc = (yy - side * 0.45) ** 2 + (xx - side * 0.55) ** 2 <= (side * 0.22) ** 2
-    image[disc] = (120, 40, 150)
-    image += rng.normal(0, 3, image.shape)
-    return np.clip(image, 0, 255).astype(np.uint8)
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -73,7 +68,7 @@ def write_cell_dataset(root) -> None:
     for label_index, label in enumerate(("lymphocyte", "monocyte")):
         (root / label).mkdir(parents=True)
         for i in range(3):
-            (root / label / f"{label}_{i}.png").write_bytes(png_bytes(synthetic_cell(64, 10 * label_index + i)))
+            (root / label / f"{label}_{i}.png").write_bytes(png_bytes(synthetic_cell(64, seed=10 * label_index + i)))
 
 
 # Disc colours of the "colour cells" the colour model tells apart: one class per colour.
@@ -83,7 +78,7 @@ COLOUR_CLASSES: dict[str, tuple[int, int, int]] = {
 
 def colour_cell(label: str, seed: int = 0, side: int = 64) -> np.ndarray:
     """A synthetic cell whose stained disc has ``label``'s colour in COLOUR_CLASSES."""
-    image = synthetic_cell(side, seed).astype(np.float32)
+    image = synthetic_cell(side, seed=seed, nucleus_colour=(120, 40, 150)).astype(np.float32)
     purple = np.all(np.abs(image - (120, 40, 150)) < 20, axis=-1)
     image[purple] = COLOUR_CLASSES[label]
     rng = np.random.default_rng(seed)

@@ -138,7 +138,7 @@ def test_pages_show_a_broken_model_as_one_line_and_keep_serving(dashboard_env, t
 # -- classify ------------------------------------------------------------------------------------
 
 def test_classify_shows_label_probabilities_gradcam_and_crop_box(dashboard_env):
-    app = upload(open_app(page="pages/classify.py"), [("cell.png", png_bytes(synthetic_cell()))])
+    app = upload(open_app(page="pages/classify.py"), [("cell.png", png_bytes(synthetic_cell(64)))])
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Predicted"] == TINY_MODEL_CLASS and metrics["Images analysed"] == "1"
     charts = app.get("plotly_chart")
@@ -163,7 +163,7 @@ def test_classify_says_when_a_model_averages_test_time_views(dashboard_env, tmp_
     card = {**tiny_model_card("tta-model"), "inference": {"tta": ["identity", "rot180"]}}
     model_dir = save_model(build_tiny_model(), card, tmp_path / "tta-models" / "tta")
     monkeypatch.setenv("BLOODCELL_MODEL", str(model_dir))
-    app = upload(open_app(page="pages/classify.py"), [("cell.png", png_bytes(synthetic_cell()))])
+    app = upload(open_app(page="pages/classify.py"), [("cell.png", png_bytes(synthetic_cell(64)))])
     assert not app.exception
     assert any("averages its probabilities over 2 views of each crop (identity, rot180)" in c.value
                for c in app.caption)
@@ -171,20 +171,20 @@ def test_classify_says_when_a_model_averages_test_time_views(dashboard_env, tmp_
 
 
 def test_classify_method_and_opacity_controls_change_the_explanation(dashboard_env):
-    app = upload(open_app(page="pages/classify.py"), [("cell.png", png_bytes(synthetic_cell()))])
+    app = upload(open_app(page="pages/classify.py"), [("cell.png", png_bytes(synthetic_cell(64)))])
     first = app.get("image")[1].proto.imgs[0].url
     app.slider(key="classify_alpha").set_value(0.9).run()
     assert app.get("image")[1].proto.imgs[0].url != first
     app.selectbox(key="classify_method").select("Grad-CAM++").run()
     assert not app.exception and f"Grad-CAM++ for {TINY_MODEL_CLASS}" in image_captions(app)
     assert len(app.session_state["classify_explanations"]) == 2  # one heatmap per method, reused on reruns
-    upload(app, [("other.png", png_bytes(synthetic_cell(seed=5)))])  # a new batch: old results are dropped
+    upload(app, [("other.png", png_bytes(synthetic_cell(64, seed=5)))])  # a new batch: old results are dropped
     assert len(app.session_state["classify_predictions"]) == 1
     assert len(app.session_state["classify_explanations"]) == 1
 
 
 def test_bad_uploads_get_a_message_each_while_the_others_are_classified(dashboard_env):
-    good = png_bytes(synthetic_cell())
+    good = png_bytes(synthetic_cell(64))
     blank = png_bytes(np.full((64, 64, 3), (236, 200, 210), np.uint8))  # no stained cell: needs review
     app = upload(open_app(page="pages/classify.py"), [
         ("cell.png", good), ("empty.png", b""), ("half.png", good[: len(good) // 2]),
@@ -206,7 +206,7 @@ def test_bad_uploads_get_a_message_each_while_the_others_are_classified(dashboar
 
 def test_file_names_are_shown_as_plain_text_only(dashboard_env):
     hostile = "[click](javascript:alert(1)) <img src=x onerror=alert(1)> **bold**.png"
-    app = upload(open_app(page="pages/classify.py"), [(hostile, png_bytes(synthetic_cell()))])
+    app = upload(open_app(page="pages/classify.py"), [(hostile, png_bytes(synthetic_cell(64)))])
     assert hostile in [t.value for t in app.text]
     rendered = [m.value for m in app.markdown] + [c.value for c in app.caption] + image_captions(app)
     assert not any("javascript:" in value or "<img" in value for value in rendered)
@@ -214,7 +214,7 @@ def test_file_names_are_shown_as_plain_text_only(dashboard_env):
 
 def test_accept_and_correct_are_recorded_once_across_reruns(dashboard_env, reviewer_secrets):
     app = sign_in(open_app(reviewer_secrets, page="pages/classify.py"))
-    app = upload(app, [("cell.png", png_bytes(synthetic_cell()))])
+    app = upload(app, [("cell.png", png_bytes(synthetic_cell(64)))])
     button_with_prefix(app, "classify_accept_").click().run()
     assert any("Confirmed" in t.value and "recorded" in t.value for t in app.toast)
     app.run()
@@ -238,7 +238,7 @@ def test_accept_and_correct_are_recorded_once_across_reruns(dashboard_env, revie
 
 def test_without_sign_in_nothing_can_be_recorded(dashboard_env, reviewer_secrets):
     secrets = {**reviewer_secrets, "access": {"read_only_open": True}}
-    app = upload(open_app(secrets, page="pages/classify.py"), [("cell.png", png_bytes(synthetic_cell()))])
+    app = upload(open_app(secrets, page="pages/classify.py"), [("cell.png", png_bytes(synthetic_cell(64)))])
     assert not [b for b in app.button if b.key and b.key.startswith("classify_accept_")]
     assert any("Sign in" in i.value for i in app.info)
     assert recorded(dashboard_env) == []

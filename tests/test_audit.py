@@ -13,12 +13,13 @@ import pytest
 from PIL import Image, ImageEnhance
 
 from bloodcell_core.audit import AuditSettings, cached_audit, run_audit
-from bloodcell_core.audit import hashing
-from bloodcell_core.audit.hashing import find_near_duplicates, group_pairs, hamming_cross_pairs, hamming_pairs
+from bloodcell_core.audit.hashing import find_near_duplicates
 from bloodcell_core.audit.runner import audit_cache_path, load_predictor
 from bloodcell_core.cli import main
 from bloodcell_core.data.datasets import load_dataset
+from bloodcell_core.data.duplicates import duplicate_groups, group_pairs, hamming_cross_pairs, hamming_pairs, phash64
 from bloodcell_core.errors import BloodcellError
+from bloodcell_core.inference.predictor import Predictor
 
 REPORT_KEYS = {"n_images", "source", "dataset_fingerprint", "model", "settings", "skipped", "class_counts",
                "class_balance", "conflicting_label_groups", "exact_duplicates", "near_duplicates",
@@ -127,7 +128,18 @@ def test_near_duplicate_threshold_is_configurable(smear_set: dict[str, Path]) ->
 
 def test_packed_phash_is_imagehash_phash() -> None:
     image = Image.fromarray(smear(7)).convert("L")
-    assert int(hashing._pack_phash(image)) == int(str(imagehash.phash(image)), 16)
+    assert int(phash64(image)) == int(str(imagehash.phash(image)), 16)
+    rgb = smear(7)  # the training split hashes decoded RGB arrays: imagehash converts them to grayscale
+    assert int(phash64(rgb)) == int(str(imagehash.phash(Image.fromarray(rgb))), 16)
+
+
+def test_training_split_groups_what_the_audit_calls_near_duplicates() -> None:
+    far = ((1 << 20) - 1) << 40  # 20 bits set
+    codes = np.array([0, 0b1111, 0b11111 << 10, far, far | 0b11, (1 << 60) - 1], dtype=np.uint64)
+    groups = duplicate_groups(codes)  # default threshold: the audit's 4 bits
+    assert groups[0] == groups[1] and groups[3] == groups[4]  # 4 bits and 2 bits apart
+    assert len({groups[0], groups[2], groups[3], groups[5]}) == 4  # 5 bits or more from everything else
+    assert AuditSettings().hamming == 4
 
 
 def brute_force_pairs(codes: np.ndarray, threshold: int) -> set[tuple[int, int, int]]:
@@ -200,6 +212,8 @@ class FakePredictor:
     @staticmethod
     def key(image: np.ndarray) -> bytes:
         return hashlib.sha1(np.ascontiguousarray(image).tobytes()).digest()
+
+    embed_dataset = Predictor.embed_dataset  # the real chunked loop over a dataset, around the fake embed
 
     def embed(self, images: list[np.ndarray], batch_size: int = 64, progress=None) -> np.ndarray:
         return np.stack([self.features_by_image[self.key(image)] for image in images])

@@ -69,7 +69,7 @@ def test_calibrate_command_needs_two_known_classes(tmp_path, tiny_model_dir, cap
     data.mkdir(parents=True)
     from tests.helpers_dashboard import png_bytes, synthetic_cell
 
-    (data / "a.png").write_bytes(png_bytes(synthetic_cell()))
+    (data / "a.png").write_bytes(png_bytes(synthetic_cell(64)))
     assert main(["calibrate", str(tmp_path / "cells"), "--model", str(tiny_model_dir), "--out",
                  str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err.startswith("error: ")

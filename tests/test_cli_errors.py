@@ -144,7 +144,7 @@ def test_a_dataset_that_yields_nothing_is_one_line_and_exit_2(command: str, data
 def test_predict_with_some_unreadable_files_still_writes_rows(places, tmp_path: Path):
     folder = tmp_path / "mixed"
     folder.mkdir()
-    (folder / "good.png").write_bytes(png_bytes(synthetic_cell()))
+    (folder / "good.png").write_bytes(png_bytes(synthetic_cell(64)))
     (folder / "broken.png").write_bytes(b"not a png")
     out = tmp_path / "p.csv"
     assert main(["predict", str(folder), "--model", places["model"], "--out", str(out)]) == 0

@@ -8,22 +8,10 @@ from bloodcell_core.errors import BloodcellError
 from bloodcell_core.robustness.corruptions import (BLOOD_SEVERITY_PARAMS, CORRUPTIONS, GAUSSIAN_SIGMAS, corrupt,
                                                    defocus_kernel, gaussian_noise, motion_kernel,
                                                    random_corruption)
+from tests.helpers_images import synthetic_cell
 
 MEDMNIST_C_BLOOD = ("pixelate", "jpeg_compression", "defocus_blur", "motion_blur", "brightness_up",
                     "brightness_down", "contrast_up", "contrast_down", "saturate", "stain_deposit", "bubble")
-
-
-def synthetic_cell(side: int = 128, seed: int = 0) -> np.ndarray:
-    """A PBC-like frame: pale pink background, pink red cells, a purple textured nucleus."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[:side, :side] / side
-    image = np.full((side, side, 3), [235.0, 205.0, 190.0])
-    for cx, cy in rng.uniform(0.1, 0.9, size=(6, 2)):
-        image[(x - cx) ** 2 + (y - cy) ** 2 < 0.012] = [205.0, 160.0, 165.0]
-    nucleus = (x - 0.5) ** 2 + (y - 0.5) ** 2 < 0.03
-    image[nucleus] = [95.0, 45.0, 140.0]
-    image += rng.normal(0, 6, size=image.shape)
-    return np.clip(image, 0, 255).astype(np.uint8)
 
 
 def distance(a: np.ndarray, b: np.ndarray) -> float:

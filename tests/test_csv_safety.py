@@ -64,7 +64,7 @@ def test_classify_predictions_csv_defuses_the_upload_name():
 
 
 def test_predict_csv_defuses_a_hostile_relative_path(tmp_path: Path, tiny_model_dir: Path, monkeypatch):
-    (tmp_path / HOSTILE_ON_DISK).write_bytes(png_bytes(synthetic_cell()))
+    (tmp_path / HOSTILE_ON_DISK).write_bytes(png_bytes(synthetic_cell(64)))
     monkeypatch.chdir(tmp_path)
     assert main(["predict", HOSTILE_ON_DISK, "--model", str(tiny_model_dir), "--out", "p.csv"]) == 0
     text = (tmp_path / "p.csv").read_text()

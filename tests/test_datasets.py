@@ -97,3 +97,13 @@ def test_expand_image_paths_recurses_and_reports_missing(tmp_path) -> None:
     files, missing = expand_image_paths([tmp_path / "d", tmp_path / "nope.png"])
     assert len(files) == 2 and missing[0]["path"].endswith("nope.png")
     assert len(CANONICAL_CLASSES) == 8
+
+
+def test_equal_quotas_take_the_same_from_every_class_until_one_runs_out() -> None:
+    from bloodcell_core.data.sampling import stratified_sample
+
+    labels = np.array([0] * 40 + [1] * 15 + [2] * 3)
+    chosen = stratified_sample(labels, 12, seed=2, quotas="equal")
+    assert np.bincount(labels[chosen], minlength=3).tolist() == [5, 4, 3]  # class 2 has 3; the spare goes in order
+    assert (chosen == np.sort(chosen)).all() and len(set(chosen.tolist())) == 12
+    assert np.bincount(labels[stratified_sample(labels, 9, 0, quotas="equal")]).tolist() == [3, 3, 3]

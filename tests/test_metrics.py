@@ -26,6 +26,22 @@ def test_report_counts_and_ig_monocyte_rates() -> None:
     assert report["per_class"]["neutrophil"]["specificity"] == 1.0
     assert abs(report["balanced_accuracy"] - (0.75 + 0.5 + 1.0) / 3) < 1e-9
     assert report["macro_auc"] is not None
+    # by hand: ig 3 of 4 found, 3 of 4 ig calls right; monocyte 1 of 2 and 1 of 2; neutrophil all
+    per_class = report["per_class"]
+    assert [per_class[c]["recall"] for c in CLASSES] == [0.75, 0.5, 1.0]
+    assert [per_class[c]["precision"] for c in CLASSES] == [0.75, 0.5, 1.0]
+    assert [per_class[c]["f1"] for c in CLASSES] == [0.75, 0.5, 1.0]
+    assert [per_class[c]["support"] for c in CLASSES] == [4, 2, 2]
+    assert per_class["ig"]["specificity"] == 3 / 4  # 4 non-ig images, one called ig
+
+
+def test_a_class_never_seen_nor_predicted_scores_zero_not_nan() -> None:
+    labels = np.array([0, 0, 1])
+    report = classification_report(_one_hot_probs([0, 1, 1]), labels, CLASSES)
+    assert report["per_class"]["neutrophil"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0,
+                                                 "specificity": 1.0, "support": 0}
+    assert report["per_class"]["monocyte"]["precision"] == 0.5 and report["per_class"]["monocyte"]["f1"] == 2 / 3
+    assert report["balanced_accuracy"] == (0.5 + 1.0) / 2  # over the classes present
 
 
 def test_ece_of_overconfident_model() -> None:

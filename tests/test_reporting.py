@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 
 from bloodcell_core.data.images import content_hash
+from bloodcell_core.data.sampling import stratified_sample as stratified_indices
 from bloodcell_core.errors import BloodcellError
 from bloodcell_core.inference.predictor import Prediction
 from bloodcell_core.reporting.batch import ClassifiedImage, differential_count, predictions_csv, predictions_frame
 from bloodcell_core.reporting.decisions import CLASSIFY_DATASET, record_review, record_reviews, review_decision
 from bloodcell_core.reporting.images import draw_crop_box
-from bloodcell_core.reporting.performance import (card_overview, compare_frame, format_metric, misclassified,
-                                                  stratified_indices, threshold_point)
+from bloodcell_core.reporting.performance import card_overview, compare_frame, format_metric, misclassified, threshold_point
 from bloodcell_core.reporting.summary import summary_html
 from bloodcell_core.reporting.uploads import MB, UPLOAD_TYPES, decode_uploads, upload_types_label
 from bloodcell_core.review.store import Decision, ReviewStore
@@ -57,7 +57,7 @@ def bomb_png(side: int = 50_000) -> bytes:
 
 
 def test_bad_uploads_get_one_message_each_and_good_ones_decode():
-    good = png_bytes(synthetic_cell())
+    good = png_bytes(synthetic_cell(64))
     files = [("good.png", good), ("empty.png", b""), ("truncated.png", good[: len(good) // 2]),
              ("notes.png", b"this is not an image at all"), ("bomb.png", bomb_png()),
              ("dot.png", png_bytes(np.zeros((1, 1, 3), np.uint8))), ("big.png", good)]

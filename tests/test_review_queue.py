@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from bloodcell_core.audit import AuditSettings, run_audit
+from bloodcell_core.audit.embedding_map import embedding_map, project_2d
 from bloodcell_core.audit.hashing import hash_dataset
 from bloodcell_core.audit.review_queue import (KEEP_ONE, LABEL_ISSUES_PAGE, OUTLIERS_PAGE, duplicate_groups,
                                                group_decisions, hash_paths, is_decided, item_decision,
@@ -17,8 +18,8 @@ from bloodcell_core.audit.review_queue import (KEEP_ONE, LABEL_ISSUES_PAGE, OUTL
 from bloodcell_core.data.datasets import load_dataset
 from bloodcell_core.data.images import content_hash
 from bloodcell_core.errors import BloodcellError
+from bloodcell_core.inference.predictor import Predictor
 from bloodcell_core.review.store import ReviewStore
-from bloodcell_core.robustness.embedding import embedding_map, project_2d
 from tests.helpers_images import synthetic_cell, write_class_folders
 
 DATASET = "cells"
@@ -155,6 +156,8 @@ class FakeEmbedder:
 
     def embed(self, images: list[np.ndarray]) -> np.ndarray:
         return np.array([[*image.reshape(-1, 3).mean(axis=0), image.std()] for image in images])
+
+    embed_dataset = Predictor.embed_dataset  # the real chunked loop over a dataset, around this embed
 
 
 def test_embedding_map_projects_readable_images_and_lists_the_rest(duplicate_folder):

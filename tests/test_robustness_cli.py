@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from bloodcell_core.data.datasets import load_dataset
-from bloodcell_core.robustness.benchmark import (classification_scores, run_robustness, run_shift_bench,
-                                                 stratified_sample)
+from bloodcell_core.data.sampling import stratified_sample
+from bloodcell_core.robustness.benchmark import classification_scores, run_robustness, run_shift_bench
 from bloodcell_core.robustness.corruptions import CORRUPTIONS, GAUSSIAN_SIGMAS
 from bloodcell_core.robustness.shifts import SHIFTS
 

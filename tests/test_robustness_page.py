@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from bloodcell_core.robustness.corruptions import GAUSSIAN_SIGMAS, corrupt, derived_seed, gaussian_noise
+from bloodcell_core.robustness.corruptions import GAUSSIAN_SIGMAS
 from dashboard import robustness_view as view
-from tests.helpers_images import synthetic_cell, write_class_folders
+from tests.helpers_images import write_class_folders
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -124,12 +124,38 @@ def test_noise_figure_plots_sigma_with_clean_at_zero():
     assert trace.name == "model &lt;b&gt;x&lt;/b&gt;"  # model names are escaped for Plotly's HTML
 
 
-def test_gallery_shows_the_image_exactly_as_the_benchmark_corrupted_it():
-    image = synthetic_cell(48, seed=3)
-    assert view.corrupted_view(image, "bubble", 0, seed=0, index=7) is image
-    expected = corrupt(image, "bubble", 3, seed=derived_seed(0, 7, "bubble"))
-    assert np.array_equal(view.corrupted_view(image, "bubble", 3, seed=0, index=7), expected)
-    noisy = gaussian_noise(image, GAUSSIAN_SIGMAS[-1], seed=derived_seed(0, 7, "gaussian_noise"))
-    assert np.array_equal(view.corrupted_view(image, "gaussian_noise", len(GAUSSIAN_SIGMAS), seed=0, index=7), noisy)
+class RecordingPredictor:
+    """Stands in for the model: keeps every batch the benchmark scores."""
+
+    def __init__(self, classes: list[str]) -> None:
+        self.classes, self.card, self.batches = classes, {"name": "recorder"}, []
+
+    def predict_proba(self, images: list[np.ndarray], batch_size: int = 64) -> np.ndarray:
+        self.batches.append([np.array(image) for image in images])
+        return np.full((len(images), len(self.classes)), 1 / len(self.classes))
+
+
+def test_gallery_shows_the_image_exactly_as_the_benchmark_corrupted_it(tmp_path: Path):
+    from bloodcell_core.data.datasets import load_dataset
+    from bloodcell_core.robustness.benchmark import run_robustness
+    from bloodcell_core.robustness.corruptions import CORRUPTIONS
+
+    dataset = load_dataset(write_class_folders(tmp_path / "cells", ["lymphocyte", "monocyte"], per_class=2, size=48))
+    recorder = RecordingPredictor(list(dataset.classes))
+    run_robustness(dataset, recorder, seed=5, severities=(3,))
+    # Batches: clean, one per corruption at severity 3 (CORRUPTIONS order), one per noise sigma.
+    assert len(recorder.batches) == 1 + len(CORRUPTIONS) + len(GAUSSIAN_SIGMAS)
+    scored = {"clean": recorder.batches[0], "bubble": recorder.batches[1 + list(CORRUPTIONS).index("bubble")],
+              "noise": recorder.batches[-1]}
+    for index in range(len(dataset)):  # every image is readable and of a known class: item i is position i
+        image = dataset.load(index)
+        assert view.corrupted_view(image, "bubble", 0, seed=5, index=index) is image
+        assert np.array_equal(scored["clean"][index], image)
+        bubbled = view.corrupted_view(image, "bubble", 3, seed=5, index=index)
+        assert np.array_equal(bubbled, scored["bubble"][index]) and not np.array_equal(bubbled, image)
+        noisy = view.corrupted_view(image, "gaussian_noise", len(GAUSSIAN_SIGMAS), seed=5, index=index)
+        assert np.array_equal(noisy, scored["noise"][index])
+    other_item = view.corrupted_view(dataset.load(0), "bubble", 3, seed=5, index=1)
+    assert not np.array_equal(other_item, scored["bubble"][0])  # the item's index is part of its randomness
     assert view.gallery_levels("gaussian_noise") == len(GAUSSIAN_SIGMAS) and view.gallery_levels("pixelate") == 5
     assert view.level_text("gaussian_noise", 2) == f"sigma {GAUSSIAN_SIGMAS[1]}"

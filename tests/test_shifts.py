@@ -6,20 +6,9 @@ import pytest
 
 from bloodcell_core.errors import BloodcellError
 from bloodcell_core.robustness.shifts import CANVAS_SIZE, SHIFTS, apply_shift, background_mask
+from tests.helpers_images import synthetic_cell
 
 EXPECTED_SHIFTS = ("zoom_out_offcentre", "zoom_in", "yellow_background_blur", "stain_shift", "jpeg_lowres")
-
-
-def synthetic_cell(side: int = 192, seed: int = 0) -> np.ndarray:
-    """A PBC-like frame: pale background, pink red cells, a purple textured nucleus in the centre."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[:side, :side] / side
-    image = np.full((side, side, 3), [235.0, 205.0, 190.0])
-    for cx, cy in rng.uniform(0.1, 0.9, size=(6, 2)):
-        image[(x - cx) ** 2 + (y - cy) ** 2 < 0.012] = [205.0, 160.0, 165.0]
-    image[(x - 0.5) ** 2 + (y - 0.5) ** 2 < 0.03] = [95.0, 45.0, 140.0]
-    image += rng.normal(0, 6, size=image.shape)
-    return np.clip(image, 0, 255).astype(np.uint8)
 
 
 def test_registry():
@@ -28,7 +17,7 @@ def test_registry():
 
 @pytest.mark.parametrize("name", EXPECTED_SHIFTS)
 def test_shift_is_deterministic_and_changes_the_image(name):
-    image = synthetic_cell()
+    image = synthetic_cell(192)
     first, again = apply_shift(image, name, seed=3), apply_shift(image, name, seed=3)
     np.testing.assert_array_equal(first, again)
     assert first.dtype == np.uint8 and first.ndim == 3 and first.shape[2] == 3
@@ -37,7 +26,7 @@ def test_shift_is_deterministic_and_changes_the_image(name):
 
 @pytest.mark.parametrize("name", ["zoom_out_offcentre", "zoom_in", "yellow_background_blur", "stain_shift"])
 def test_random_shifts_depend_on_the_seed(name):
-    image = synthetic_cell()
+    image = synthetic_cell(192)
     assert not np.array_equal(apply_shift(image, name, seed=1), apply_shift(image, name, seed=2))
 
 
@@ -51,7 +40,7 @@ def test_shifts_work_at_any_size(side):
 
 
 def test_zoom_out_shrinks_the_cell_off_centre_with_black_corners():
-    image = synthetic_cell()
+    image = synthetic_cell(192)
     for seed in range(4):
         out = apply_shift(image, "zoom_out_offcentre", seed=seed)
         width, height = CANVAS_SIZE
@@ -69,14 +58,14 @@ def test_zoom_out_shrinks_the_cell_off_centre_with_black_corners():
 
 
 def test_zoom_in_enlarges_the_centre():
-    image = synthetic_cell()
+    image = synthetic_cell(192)
     out = apply_shift(image, "zoom_in", seed=0)
     nucleus_share = lambda img: ((img[..., 1] < 80) & (img[..., 2] > 100)).mean()  # noqa: E731
     assert nucleus_share(out) > 2.0 * nucleus_share(image)
 
 
 def test_yellow_background_tints_background_and_blurs():
-    image = synthetic_cell()
+    image = synthetic_cell(192)
     out = apply_shift(image, "yellow_background_blur", seed=0).astype(float)
     background = background_mask(image) > 0.9
     assert background.mean() > 0.3
@@ -87,7 +76,7 @@ def test_yellow_background_tints_background_and_blurs():
 
 
 def test_jpeg_lowres_loses_detail_but_keeps_the_shape():
-    image = synthetic_cell()
+    image = synthetic_cell(192)
     out = apply_shift(image, "jpeg_lowres", seed=0)
     assert out.shape == image.shape
     assert np.abs(np.diff(out.astype(float), axis=1)).mean() < np.abs(np.diff(image.astype(float), axis=1)).mean()

@@ -9,8 +9,9 @@ import pytest
 
 from bloodcell_core.cli import main
 from bloodcell_core.errors import BloodcellError
-from bloodcell_core.evaluation.calibration import apply_temperature
-from bloodcell_core.inference.tta import NO_TTA, VIEWS, card_views, parse_views, run_views
+from bloodcell_core.inference.temperature import apply_temperature
+from bloodcell_core.inference.tta import VIEWS, run_views
+from bloodcell_core.models.card import NO_TTA, VIEW_NAMES, card_views, parse_views
 from tests.helpers_dashboard import write_cell_dataset
 
 
@@ -28,13 +29,14 @@ def test_every_view_keeps_the_shape_and_is_a_symmetry_of_the_square():
 
 def test_parse_views_validates_names():
     assert parse_views("identity, rot180") == ("identity", "rot180")
-    assert parse_views(None) == NO_TTA and parse_views("") == NO_TTA
+    assert parse_views(None) == ("identity",) and parse_views("") == ("identity",)
     with pytest.raises(BloodcellError, match="unknown test-time view"):
         parse_views("identity,sideways")
     with pytest.raises(BloodcellError, match="twice"):
         parse_views("rot180,rot180")
-    assert card_views({}) == NO_TTA
+    assert card_views({}) == ("identity",) == NO_TTA
     assert card_views({"inference": {"tta": ["identity", "hflip"]}}) == ("identity", "hflip")
+    assert set(VIEW_NAMES) == set(VIEWS)  # every name a card may give is a view the predictor can run
 
 
 def test_run_views_averages_each_output_over_the_views_in_one_call():
@@ -63,7 +65,7 @@ def test_predictor_with_views_averages_the_model_over_them(tiny_model_dir):
     card = {**single.card, "inference": {"tta": ["identity", "rot180"]}}
     averaged = Predictor(single.model, card)
     assert averaged.tta_views == ("identity", "rot180")
-    image = synthetic_cell()
+    image = synthetic_cell(64)
     crop = single.prepare(image)[0][np.newaxis]
     expected = (single.model.predict_on_batch(crop) + single.model.predict_on_batch(crop[:, ::-1, ::-1].copy())) / 2
     np.testing.assert_allclose(averaged.predict_proba([image]), apply_temperature(expected, single.temperature),

@@ -58,7 +58,7 @@ class AdaptSettings:
 
 def lab_cells(dataset: Dataset, predictor: Predictor, progress: ProgressFn | None, labelled: bool) -> LabCells:
     """Decode and crop a laboratory's images; a class the model lacks is an error when labelled."""
-    from bloodcell_core.training.split import duplicate_groups
+    from bloodcell_core.data.duplicates import duplicate_groups, phashes
 
     labels = labels_in_classes(dataset, predictor.classes)
     if labelled and (labels < 0).any():
@@ -69,17 +69,12 @@ def lab_cells(dataset: Dataset, predictor: Predictor, progress: ProgressFn | Non
     if not images:
         raise DatasetError(f"{dataset.source}: no readable images")
     crops = predictor.prepare_batch(images)
-    groups = duplicate_groups(_phashes(images))
+    groups = duplicate_groups(phashes(images))
     lab_labels = labels[kept]
     counts = {predictor.classes[c]: int((lab_labels == c).sum()) for c in np.unique(lab_labels) if c >= 0}
     return LabCells(dataset.source, dataset.fingerprint(), crops, lab_labels, groups, counts)
 
 
-def _phashes(images: list[np.ndarray]) -> np.ndarray:
-    import imagehash
-    from PIL import Image
-
-    return np.array([int(str(imagehash.phash(Image.fromarray(image))), 16) for image in images], dtype=np.uint64)
 
 
 def _served_views(features: np.ndarray, predictor: Predictor) -> np.ndarray:

@@ -17,15 +17,16 @@ import numpy as np
 from bloodcell_core.audit.hashing import (HashTable, NearDuplicates, find_exact_duplicates,
                                           find_near_duplicates, hash_dataset)
 from bloodcell_core.data.datasets import Dataset
+from bloodcell_core.data.duplicates import NEAR_DUPLICATE_HAMMING
 from bloodcell_core.errors import BloodcellError
 from bloodcell_core.progress import ProgressFn
 
 if TYPE_CHECKING:
     from bloodcell_core.inference.predictor import Predictor
 
-DEFAULT_HAMMING = 4  # chosen on the dev set; see bloodcell_core.audit.near_duplicates
-OUTLIER_METHODS = ("knn", "isolation_forest")
-EMBED_CHUNK = 512  # images decoded and held at once while embedding
+DEFAULT_HAMMING = NEAR_DUPLICATE_HAMMING  # the one threshold, shared with the training split
+# The outlier scores the audit offers (bloodcell_core.audit.outliers): name -> what it measures.
+OUTLIER_METHODS: dict[str, str] = {"knn": "Distance to nearest neighbours", "isolation_forest": "Isolation forest"}
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class AuditSettings:
     """Thresholds of the checks; written into the report under ``settings``."""
 
     hamming: int = DEFAULT_HAMMING  # near duplicates: max Hamming distance of 64-bit perceptual hashes
-    outlier_method: str = "knn"  # "knn" (mean distance to k nearest neighbours) or "isolation_forest"
+    outlier_method: str = "knn"  # one of OUTLIER_METHODS: "knn" (mean distance to k nearest neighbours), ...
     outlier_k: int = 10
     outlier_fraction: float = 0.01  # share of images reported as outliers (at least one)
     cv_folds: int = 5  # out-of-fold probabilities for the label-issue check
@@ -101,17 +102,8 @@ class AuditContext:
         """``(indices, embeddings)``: penultimate-layer features of every decodable image."""
         if self.predictor is None:
             raise BloodcellError(f"embeddings need a model ({self.no_model_reason})")
-        readable = self.hashes.valid_indices
-        if self.progress is not None:
-            self.progress(0, len(readable), "Embedding images")
-        parts = []
-        for start in range(0, len(readable), EMBED_CHUNK):
-            chunk = readable[start:start + EMBED_CHUNK]
-            images = [self.dataset.load(int(i)) for i in chunk]
-            parts.append(np.asarray(self.predictor.embed(images), dtype=np.float32))
-            if self.progress is not None:
-                self.progress(start + len(chunk), len(readable), "Embedding images")
-        features = np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+        readable, features, _unreadable = self.predictor.embed_dataset(
+            self.dataset, self.hashes.valid_indices, self.progress)
         if not np.isfinite(features).all():
             raise BloodcellError("the model's features contain NaN or infinite values (a broken model?)")
         return readable, features

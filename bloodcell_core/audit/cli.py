@@ -5,6 +5,7 @@ import argparse
 import json
 from typing import Any
 
+from bloodcell_core.audit.base import OUTLIER_METHODS, AuditSettings
 from bloodcell_core.outputs import output_file, write_text
 
 
@@ -20,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     audit.add_argument("--against", help="second dataset (e.g. the test set) to check for leaked duplicates")
     audit.add_argument("--hamming", type=int, help="near-duplicate threshold in bits of the 64-bit "
                                                    "perceptual hash (default 4)")
-    audit.add_argument("--outlier-method", choices=("knn", "isolation_forest"), default="knn")
+    audit.add_argument("--outlier-method", choices=tuple(OUTLIER_METHODS), default=AuditSettings.outlier_method)
     audit.add_argument("--out", required=True, help="where to write the JSON report")
     audit.set_defaults(func=run)
 
@@ -51,7 +52,6 @@ def _summary(report: dict[str, Any]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bloodcell_core.audit.base import AuditSettings
     from bloodcell_core.audit.runner import load_predictor, run_audit
     from bloodcell_core.data.datasets import load_dataset
     from bloodcell_core.progress import tqdm_progress

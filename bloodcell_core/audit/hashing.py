@@ -4,7 +4,8 @@ Per image, one pass computes
 
 - ``content``: SHA-256 of the file bytes (:func:`bloodcell_core.data.images.content_hash`,
   the identity the review store uses);
-- ``phash``: imagehash's 64-bit perceptual hash, packed into a uint64;
+- ``phash``: imagehash's 64-bit perceptual hash, packed into a uint64
+  (:func:`bloodcell_core.data.duplicates.phash64`);
 - ``digest``: a BLAKE2 digest of decoded pixels, the key for "same pixels, different bytes".
 
 Speed (13,520 dev JPEGs of 192x192 on the 2-core box, measured): a full decode costs
@@ -24,9 +25,9 @@ compared; on the dev set that confirmation decodes nothing.  Non-JPEG files and 
 arrays are decoded in full anyway, so their digest is already exact.  A PNG copy of a
 JPEG has a different digest kind and is reported as a near duplicate (distance 0-2).
 
-Near-duplicate search compares all pairs of packed hashes with ``np.bitwise_count`` of
-XOR in row blocks (upper triangle only), ~0.3 s for the dev set; pairs are grouped with
-:func:`scipy.sparse.csgraph.connected_components`.
+Near-duplicate search and grouping (~0.3 s for the dev set), the perceptual hash and the
+Hamming threshold live in :mod:`bloodcell_core.data.duplicates`, shared with the training
+split, so the audit and the split agree on what a duplicate is.
 """
 from __future__ import annotations
 
@@ -35,20 +36,17 @@ import io
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import imagehash
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from bloodcell_core.data.datasets import Dataset
+from bloodcell_core.data.duplicates import PairList, group_pairs, hamming_pairs, phash64
 from bloodcell_core.data.images import MAX_PIXELS, MIN_SIDE, content_hash, decode_image, read_bytes
 from bloodcell_core.errors import UnreadableImageError
 from bloodcell_core.progress import ProgressFn, track
 
 HASH_WORKERS = 2
 DRAFT_SIZE = 32  # libjpeg picks the smallest DCT scale that keeps both sides >= this
-SEARCH_BLOCK_ROWS = 256  # rows per XOR block: 256 x 13,520 uint64 is ~28 MB; larger blocks measured slower
 
 
 @dataclass
@@ -78,18 +76,6 @@ class HashTable:
 
 
 @dataclass(frozen=True)
-class PairList:
-    """Pairs ``(first[k], second[k])`` at Hamming distance ``distance[k]``."""
-
-    first: np.ndarray
-    second: np.ndarray
-    distance: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.first)
-
-
-@dataclass(frozen=True)
 class NearDuplicates:
     pairs: PairList  # indices into the hash table, first < second
     groups: list[np.ndarray]  # connected components of the pairs, each sorted, largest first
@@ -100,11 +86,6 @@ def _pixel_digest(pixels: np.ndarray) -> bytes:
     digest.update(np.asarray(pixels.shape, dtype=np.int64).tobytes())
     digest.update(np.ascontiguousarray(pixels).tobytes())
     return digest.digest()
-
-
-def _pack_phash(image: Image.Image) -> np.uint64:
-    bits = imagehash.phash(image).hash.ravel()
-    return np.packbits(bits).view(">u8")[0].astype(np.uint64)
 
 
 def _draft_grayscale(data: bytes) -> Image.Image | None:
@@ -123,7 +104,7 @@ def _draft_grayscale(data: bytes) -> Image.Image | None:
 
 
 def _fingerprint_pixels(rgb: np.ndarray) -> tuple[bytes, bool, np.uint64]:
-    return _pixel_digest(rgb), True, _pack_phash(Image.fromarray(rgb).convert("L"))
+    return _pixel_digest(rgb), True, phash64(Image.fromarray(rgb).convert("L"))
 
 
 def _fingerprint_bytes(data: bytes, name: str) -> tuple[bytes, bool, np.uint64]:
@@ -135,7 +116,7 @@ def _fingerprint_bytes(data: bytes, name: str) -> tuple[bytes, bool, np.uint64]:
     gray = _draft_grayscale(data)
     if gray is None:
         return _fingerprint_pixels(decode_image(data, name))
-    return _pixel_digest(np.asarray(gray)), False, _pack_phash(gray)
+    return _pixel_digest(np.asarray(gray)), False, phash64(gray)
 
 
 def _fingerprint_item(dataset: Dataset, index: int) -> tuple[str, bytes, bool, np.uint64] | str:
@@ -179,57 +160,6 @@ def _codes(hashes: HashTable | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return hashes.phash[index], index
     codes = np.asarray(hashes, dtype=np.uint64)
     return codes, np.arange(len(codes))
-
-
-def hamming_pairs(codes: np.ndarray, threshold: int, block_rows: int = SEARCH_BLOCK_ROWS) -> PairList:
-    """All pairs i < j of ``codes`` (uint64) within ``threshold`` bits, block by block."""
-    codes = np.asarray(codes, dtype=np.uint64)
-    firsts, seconds, distances = [], [], []
-    for start in range(0, len(codes), block_rows):
-        rows = codes[start:start + block_rows]
-        distance = np.bitwise_count(rows[:, None] ^ codes[None, start:])  # columns from `start` on
-        row, column = np.nonzero(distance <= threshold)
-        upper = column > row  # strict upper triangle: each pair once, no self-pairs
-        row, column = row[upper], column[upper]
-        firsts.append(row + start)
-        seconds.append(column + start)
-        distances.append(distance[row, column])
-    return _pair_list(firsts, seconds, distances)
-
-
-def hamming_cross_pairs(codes_a: np.ndarray, codes_b: np.ndarray, threshold: int,
-                        block_rows: int = SEARCH_BLOCK_ROWS) -> PairList:
-    """All pairs (i in a, j in b) within ``threshold`` bits."""
-    codes_a = np.asarray(codes_a, dtype=np.uint64)
-    codes_b = np.asarray(codes_b, dtype=np.uint64)
-    firsts, seconds, distances = [], [], []
-    for start in range(0, len(codes_a), block_rows):
-        distance = np.bitwise_count(codes_a[start:start + block_rows, None] ^ codes_b[None, :])
-        row, column = np.nonzero(distance <= threshold)
-        firsts.append(row + start)
-        seconds.append(column)
-        distances.append(distance[row, column])
-    return _pair_list(firsts, seconds, distances)
-
-
-def _pair_list(firsts: list[np.ndarray], seconds: list[np.ndarray], distances: list[np.ndarray]) -> PairList:
-    if not firsts:
-        empty = np.zeros(0, dtype=np.int64)
-        return PairList(empty, empty.copy(), np.zeros(0, dtype=np.uint8))
-    return PairList(np.concatenate(firsts).astype(np.int64), np.concatenate(seconds).astype(np.int64),
-                    np.concatenate(distances).astype(np.uint8))
-
-
-def group_pairs(n_nodes: int, first: np.ndarray, second: np.ndarray) -> list[np.ndarray]:
-    """Connected components (union-find) of the pair graph with more than one member."""
-    if len(first) == 0:
-        return []
-    graph = coo_matrix((np.ones(len(first), dtype=np.int8), (first, second)), shape=(n_nodes, n_nodes))
-    _, component = connected_components(graph, directed=False)
-    order = np.argsort(component, kind="stable")
-    sizes = np.bincount(component)
-    groups = [members for members in np.split(order, np.cumsum(sizes)[:-1]) if len(members) > 1]
-    return sorted(groups, key=lambda g: (-len(g), int(g[0])))
 
 
 def find_near_duplicates(hashes: HashTable | np.ndarray, threshold: int) -> NearDuplicates:

@@ -10,7 +10,8 @@ from collections import defaultdict
 from typing import Any
 
 from bloodcell_core.audit.base import AuditCheck, AuditContext
-from bloodcell_core.audit.hashing import HashTable, hamming_cross_pairs
+from bloodcell_core.audit.hashing import HashTable
+from bloodcell_core.data.duplicates import hamming_cross_pairs
 from bloodcell_core.errors import UnreadableImageError
 
 

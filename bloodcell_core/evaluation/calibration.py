@@ -13,18 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from bloodcell_core.inference.temperature import apply_temperature
+
 LOG_T_BOUNDS = (-3.0, 3.0)  # T between 0.05 and 20
-
-
-def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
-    """softmax(log p / T), row-wise; T = 1 returns the input unchanged."""
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    if temperature == 1.0 or probabilities.size == 0:
-        return probabilities.astype(np.float32)
-    logits = np.log(np.clip(probabilities, 1e-12, 1.0)) / temperature
-    logits -= logits.max(axis=1, keepdims=True)
-    scaled = np.exp(logits)
-    return (scaled / scaled.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def _nll(probabilities: np.ndarray, labels: np.ndarray) -> float:

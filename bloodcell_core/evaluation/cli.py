@@ -116,7 +116,7 @@ def run_crosslab(args: argparse.Namespace) -> int:
 def run_calibrate(args: argparse.Namespace) -> int:
     from bloodcell_core.data.datasets import load_dataset
     from bloodcell_core.evaluation.recalibrate import recalibrate_model
-    from bloodcell_core.inference.tta import parse_views
+    from bloodcell_core.models.card import parse_views
     from bloodcell_core.models.store import resolve_model_dir, save_model, write_card
     from bloodcell_core.outputs import output_file, output_folder
     from bloodcell_core.progress import tqdm_progress

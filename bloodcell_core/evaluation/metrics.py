@@ -5,17 +5,25 @@ import warnings
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import balanced_accuracy_score, confusion_matrix, roc_auc_score
+from sklearn.metrics import balanced_accuracy_score, confusion_matrix, precision_recall_fscore_support, roc_auc_score
 
 ECE_BINS = 15
 
 
-def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
-    """ECE with equal-width confidence bins (15 by default)."""
+def confidence_bins(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(confidence, correct, edges, bin of each image)``: equal-width bins of top-class confidence,
+    right-closed (a confidence of exactly 1/15 falls in the first bin)."""
     confidence = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == labels
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    return confidence, correct, edges, which
+
+
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
+    """ECE with equal-width confidence bins (15 by default)."""
+    confidence, correct, _edges, which = confidence_bins(probabilities, labels, bins)
     total = 0.0
     for b in range(bins):
         in_bin = which == b
@@ -26,10 +34,7 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
 
 def reliability_curve(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> dict[str, list]:
     """Per-bin mean confidence, accuracy and count, for the reliability diagram."""
-    confidence = probabilities.max(axis=1)
-    correct = probabilities.argmax(axis=1) == labels
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    confidence, correct, edges, which = confidence_bins(probabilities, labels, bins)
     rows: dict[str, list] = {"bin_lower": [], "bin_upper": [], "confidence": [], "accuracy": [], "count": []}
     for b in range(bins):
         in_bin = which == b
@@ -68,39 +73,48 @@ def _pair_rate(matrix: np.ndarray, classes: list[str], true: str, predicted: str
     return float(row[classes.index(predicted)] / row.sum()) if row.sum() else None
 
 
+def balanced_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
+    """Mean recall over the classes present in ``labels`` (0.0 for no images)."""
+    if len(labels) == 0:
+        return 0.0
+    with warnings.catch_warnings():  # another lab's set lacks classes the model predicts: expected, not news
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        warnings.filterwarnings("ignore", message="A single label was found")  # one class: recall of that class
+        return float(balanced_accuracy_score(labels, predicted))
+
+
+def per_class_scores(matrix: np.ndarray, labels: np.ndarray, predicted: np.ndarray,
+                     classes: list[str]) -> dict[str, dict[str, float | int]]:
+    """Precision, recall, F1 (0 where undefined), specificity and support of every class."""
+    n_classes = len(classes)
+    if len(labels):
+        precision, recall, f1, support = precision_recall_fscore_support(
+            labels, predicted, labels=np.arange(n_classes), zero_division=0)
+    else:
+        precision = recall = f1 = support = np.zeros(n_classes)
+    predicted_as = matrix.sum(axis=0)
+    negatives = matrix.sum() - matrix.sum(axis=1)  # images of the other classes
+    false_positives = predicted_as - np.diag(matrix)
+    return {name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                   "specificity": float((negatives[i] - false_positives[i]) / negatives[i]) if negatives[i] else 0.0,
+                   "support": int(support[i])}
+            for i, name in enumerate(classes)}
+
+
 def classification_report(probabilities: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict[str, Any]:
     """The evaluate report's metric keys (see the evaluate command) for known-class images."""
     n_classes = len(classes)
     predicted = probabilities.argmax(axis=1)
     matrix = (confusion_matrix(labels, predicted, labels=np.arange(n_classes)) if len(labels)
               else np.zeros((n_classes, n_classes), dtype=np.int64))  # nothing readable: callers say so
-    total = matrix.sum()
-    per_class = {}
-    for i, name in enumerate(classes):
-        tp = matrix[i, i]
-        fp = matrix[:, i].sum() - tp
-        fn = matrix[i].sum() - tp
-        tn = total - tp - fp - fn
-        precision = tp / (tp + fp) if tp + fp else 0.0
-        recall = tp / (tp + fn) if tp + fn else 0.0
-        per_class[name] = {
-            "precision": float(precision), "recall": float(recall),
-            "f1": float(2 * precision * recall / (precision + recall)) if precision + recall else 0.0,
-            "specificity": float(tn / (tn + fp)) if tn + fp else 0.0,
-            "support": int(matrix[i].sum()),
-        }
-    present = np.unique(labels)
-    with warnings.catch_warnings():  # another lab's set lacks classes the model predicts: expected, not news
-        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
-        balanced = float(balanced_accuracy_score(labels, predicted)) if len(present) else 0.0
     return {
         "classes": list(classes),
         "n_images": int(len(labels)),
         "accuracy": float((predicted == labels).mean()) if len(labels) else 0.0,
-        "balanced_accuracy": balanced,
+        "balanced_accuracy": balanced_accuracy(labels, predicted),
         "macro_auc": _macro_auc(probabilities, labels, n_classes),
         "ece": expected_calibration_error(probabilities, labels) if len(labels) else 0.0,
-        "per_class": per_class,
+        "per_class": per_class_scores(matrix, labels, predicted, classes),
         "confusion_matrix": matrix.astype(int).tolist(),
         "ig_to_monocyte": _pair_rate(matrix, classes, "ig", "monocyte"),
         "monocyte_to_ig": _pair_rate(matrix, classes, "monocyte", "ig"),

@@ -12,13 +12,18 @@ from typing import Any
 
 import numpy as np
 
-from bloodcell_core.evaluation.calibration import apply_temperature
-from bloodcell_core.inference.review_flags import ood_scorer, review_reasons
+from bloodcell_core.data.datasets import Dataset
+from bloodcell_core.errors import UnreadableImageError
 from bloodcell_core.inference.feature_density import batch_shift
-from bloodcell_core.inference.tta import card_views, run_views
+from bloodcell_core.inference.review_flags import ood_scorer, review_reasons
+from bloodcell_core.inference.temperature import apply_temperature
+from bloodcell_core.inference.tta import run_views
+from bloodcell_core.models.card import card_views
 from bloodcell_core.preprocess.localise import localise_and_crop
 from bloodcell_core.preprocess.stain import reinhard
 from bloodcell_core.progress import ProgressFn
+
+EMBED_CHUNK = 256  # images decoded and held at once by Predictor.embed_dataset
 
 
 @dataclass
@@ -86,7 +91,7 @@ class Predictor:
     def run_prepared(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Prepared crops (N, S, S, 3) -> (probabilities, features), as served: views averaged, temperature."""
         probabilities, features = run_views(self._outputs_and_features.predict_on_batch, batch, self.tta_views)
-        if self.temperature != 1.0:  # the card's temperature scaling (bloodcell_core.evaluation.calibration)
+        if self.temperature != 1.0:  # the card's temperature (fitted by bloodcell_core.evaluation.calibration)
             probabilities = apply_temperature(probabilities, self.temperature)
         return np.asarray(probabilities), np.asarray(features)
 
@@ -159,3 +164,32 @@ class Predictor:
     def embed(self, images: list[np.ndarray], batch_size: int = 64,
               progress: ProgressFn | None = None) -> np.ndarray:
         return self.predict_outputs(images, batch_size, progress, "Embedding")[1]
+
+    def embed_dataset(self, dataset: Dataset, indices: np.ndarray | None = None,
+                      progress: ProgressFn | None = None, chunk: int = EMBED_CHUNK
+                      ) -> tuple[np.ndarray, np.ndarray, list[dict[str, str]]]:
+        """``(indices of the readable items, their features (N, F) float32, unreadable [{path, reason}])``.
+
+        Items (all of ``dataset`` by default) are decoded ``chunk`` at a time, so memory stays
+        bounded on large sets; the audit's checks and the Outliers map both embed through here.
+        """
+        wanted = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
+        kept: list[int] = []
+        parts: list[np.ndarray] = []
+        unreadable: list[dict[str, str]] = []
+        if progress is not None:
+            progress(0, len(wanted), "Embedding images")
+        for start in range(0, len(wanted), chunk):
+            images = []
+            for index in wanted[start:start + chunk].tolist():
+                try:
+                    images.append(dataset.load(index))
+                    kept.append(index)
+                except UnreadableImageError as error:
+                    unreadable.append({"path": dataset.items[index], "reason": str(error)})
+            if images:
+                parts.append(np.asarray(self.embed(images), dtype=np.float32))
+            if progress is not None:
+                progress(min(start + chunk, len(wanted)), len(wanted), "Embedding images")
+        features = np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+        return np.asarray(kept, dtype=np.int64), features, unreadable

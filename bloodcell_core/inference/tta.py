@@ -3,17 +3,20 @@
 A blood cell on a smear has no up, down, left or right, so a rotated or mirrored crop is
 the same cell.  Averaging the model's probabilities over a few such views smooths out
 orientation-specific mistakes.  Which views a model uses is stored in its card
-(``card["inference"]["tta"]``, default ``["identity"]``: one pass, no averaging), so the
+(``card["inference"]["tta"]``, default ``["identity"]``: one pass, no averaging; read with
+:func:`bloodcell_core.models.card.card_views`, which also lists the valid names), so the
 CLI, the evaluation, the robustness benchmarks and the app all predict the same way.
 Each extra view costs one more forward pass; Grad-CAM explains the identity view.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
-from bloodcell_core.errors import BloodcellError
+from bloodcell_core.models.card import NO_TTA, parse_views
+
+__all__ = ["NO_TTA", "VIEWS", "View", "parse_views", "run_views"]  # parse_views: models.card's, for old imports
 
 View = Callable[[np.ndarray], np.ndarray]
 
@@ -27,25 +30,6 @@ VIEWS: dict[str, View] = {
     "rot90": lambda batch: np.rot90(batch, 1, axes=(1, 2)),
     "rot270": lambda batch: np.rot90(batch, 3, axes=(1, 2)),
 }
-NO_TTA: tuple[str, ...] = ("identity",)
-
-
-def parse_views(text: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
-    """'identity,rot180' (or a list) -> a validated tuple of view names; empty means no TTA."""
-    if text is None:
-        return NO_TTA
-    names = [n.strip().lower() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
-    unknown = [n for n in names if n not in VIEWS]
-    if unknown:
-        raise BloodcellError(f"unknown test-time view(s) {', '.join(unknown)}; choose from {', '.join(VIEWS)}")
-    if len(set(names)) != len(names):
-        raise BloodcellError(f"test-time views listed twice: {','.join(names)}")
-    return tuple(names) or NO_TTA
-
-
-def card_views(card: dict[str, Any]) -> tuple[str, ...]:
-    """The views a model card asks for (older cards have none: a single pass)."""
-    return parse_views((card.get("inference") or {}).get("tta"))
 
 
 def run_views(run: Callable[[np.ndarray], tuple[np.ndarray, ...]], batch: np.ndarray,

@@ -61,7 +61,7 @@ class ModelWarmer:
         try:
             predictor = self.predictor(key, model_dir)
             from bloodcell_core.explain import get_explainer
-            from bloodcell_core.reporting.images import explained_crop
+            from bloodcell_core.explain.crop import explained_crop
 
             explainer = get_explainer(predictor.model, DEFAULT_METHOD)
             cell = np.full((192, 192, 3), 225, np.uint8)

@@ -14,8 +14,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from bloodcell_core.errors import BloodcellError, ModelLoadError
-from bloodcell_core.inference.tta import card_views
+from bloodcell_core.errors import BloodcellError, ModelLoadError, one_line
+from bloodcell_core.models.card import card_views
 from bloodcell_core.outputs import OutputError, ensure_folder, output_folder, write_text
 from bloodcell_core.paths import default_model_dir, model_search_dirs
 
@@ -103,7 +103,7 @@ def resolve_model_dir(model_dir: str | Path | None) -> Path:
 
 
 def _corrupt(path: Path, exc: BaseException) -> ModelLoadError:
-    detail = str(exc).splitlines()[0][:160] if str(exc) else ""
+    detail = one_line(exc, limit=160) if str(exc) else ""
     return ModelLoadError(f"{path / MODEL_FILE}: corrupt or unreadable model file ({type(exc).__name__}: {detail})")
 
 

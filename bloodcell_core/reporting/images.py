@@ -6,6 +6,10 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from bloodcell_core.explain.crop import as_crop, explained_crop
+
+__all__ = ["BOX_COLOUR", "as_crop", "draw_crop_box", "explained_crop", "model_crop"]  # explained_crop: explain.crop's
+
 BOX_COLOUR = (255, 140, 0)
 
 
@@ -28,19 +32,6 @@ def draw_crop_box(image: np.ndarray, box: tuple[int, int, int, int] | None,
     return np.asarray(canvas)
 
 
-def as_crop(model_input: np.ndarray) -> np.ndarray:
-    """A prepared model input (float, 0-255) as the RGB uint8 crop it shows."""
-    return np.clip(np.round(model_input), 0, 255).astype(np.uint8)
-
-
 def model_crop(predictor: Any, image: np.ndarray) -> np.ndarray:
     """The crop the model saw of ``image`` (localised, stain-normalised as served), RGB uint8."""
     return as_crop(predictor.prepare(image)[0])
-
-
-def explained_crop(predictor: Any, explainer: Any, image: np.ndarray, class_name: str
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """(the crop the model saw as RGB uint8, its saliency heatmap in [0, 1] for ``class_name``)."""
-    model_input, _ = predictor.prepare(image)
-    heatmap = explainer.explain(model_input, predictor.classes.index(class_name))
-    return as_crop(model_input), heatmap

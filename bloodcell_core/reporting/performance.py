@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from bloodcell_core.data.datasets import Dataset
-from bloodcell_core.inference.tta import NO_TTA, card_views
+from bloodcell_core.data.sampling import stratified_sample
+from bloodcell_core.models.card import NO_TTA, card_views
 
 if TYPE_CHECKING:  # type hints only: sklearn stays out of the Home page's imports
     from bloodcell_core.evaluation.evaluate import Evaluation
@@ -22,32 +23,11 @@ HEADLINE_METRICS = (("accuracy", "Accuracy"), ("balanced_accuracy", "Balanced ac
                     ("monocyte_to_ig", "Monocyte → IG"))
 
 
-def stratified_indices(labels: np.ndarray, n: int | None, seed: int = 0) -> np.ndarray:
-    """``n`` indices keeping each class's share (largest remainders, at least one per class when
-    ``n`` allows), sorted; all indices when n is None or not smaller than the dataset."""
-    labels = np.asarray(labels)
-    if n is None or n >= len(labels):
-        return np.arange(len(labels))
-    if n <= 0:
-        return np.zeros(0, dtype=np.int64)
-    rng = np.random.default_rng(seed)
-    classes, counts = np.unique(labels, return_counts=True)
-    base = np.ones_like(counts) if n >= len(classes) else np.zeros_like(counts)  # every class shows up
-    spare = counts - base
-    exact = spare * (n - base.sum()) / max(spare.sum(), 1)
-    take = np.floor(exact).astype(int)
-    for i in np.argsort(-(exact - take), kind="stable")[: n - base.sum() - take.sum()]:
-        take[i] += 1
-    take = take + base
-    chosen = [rng.choice(np.flatnonzero(labels == c), size=k, replace=False) for c, k in zip(classes, take) if k]
-    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
-
-
 def sample_dataset(dataset: Dataset, n: int | None, seed: int = 0) -> Dataset:
     """A stratified subset of at most ``n`` images (the whole dataset when n is None or larger)."""
     if n is None or n >= len(dataset):
         return dataset
-    return dataset.subset(stratified_indices(dataset.labels, n, seed))
+    return dataset.subset(stratified_sample(dataset.labels, n, seed))
 
 
 PLAIN_NUMBER_METRICS = ("Macro AUC", "ECE")  # shown as 0.123; the others are rates, shown as percentages

@@ -10,16 +10,18 @@ corruption share their randomness (same blur angle, same bubble positions).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from bloodcell_core.data.datasets import Dataset
+from bloodcell_core.data.sampling import stratified_sample
 from bloodcell_core.data.subsets import held_out_split, labels_in_classes, load_images
 from bloodcell_core.errors import BloodcellError, DatasetError
+from bloodcell_core.evaluation.metrics import balanced_accuracy
 from bloodcell_core.progress import ProgressFn
-from bloodcell_core.robustness.corruptions import (CORRUPTIONS, GAUSSIAN_SIGMAS, SEVERITIES, apply_corruption,
-                                                   derived_seed, gaussian_noise)
+from bloodcell_core.robustness.corruptions import (CORRUPTIONS, GAUSSIAN_NOISE, GAUSSIAN_SIGMAS, SEVERITIES,
+                                                   corrupt_item, derived_seed)
 from bloodcell_core.robustness.shifts import SHIFTS, apply_shift
 
 BATCH_SIZE = 64
@@ -29,31 +31,10 @@ CLEAN_FLAGGED_LIMIT = 0.10  # while flagging at most 10% of clean images
 
 # --- selection and loading -------------------------------------------------------------
 
-def stratified_sample(labels: np.ndarray, max_images: int | None, seed: int) -> np.ndarray:
-    """Indices of a class-proportional sample of ``max_images`` (largest-remainder quotas,
-    at least one image per class when room allows), sorted; all indices when it fits."""
-    labels = np.asarray(labels)
-    if max_images is None or max_images >= len(labels):
-        return np.arange(len(labels))
-    if max_images < 1:
-        raise BloodcellError(f"--max-images must be at least 1, got {max_images}")
-    rng = np.random.default_rng(seed)
-    classes, counts = np.unique(labels, return_counts=True)
-    exact = max_images * counts / counts.sum()
-    quota = np.floor(exact).astype(int)
-    for position in np.argsort(-(exact - quota), kind="stable")[: max_images - quota.sum()]:
-        quota[position] += 1
-    for position in np.flatnonzero(quota == 0):
-        donor = int(np.argmax(quota))
-        if quota[donor] > 1:
-            quota[donor] -= 1
-            quota[position] = 1
-    chosen = [rng.permutation(np.flatnonzero(labels == c))[:q] for c, q in zip(classes, quota)]
-    return np.sort(np.concatenate(chosen))
-
-
 def _prepare(dataset: Dataset, predictor: Any, candidates: np.ndarray, max_images: int | None,
              seed: int, progress: ProgressFn | None) -> dict[str, Any]:
+    if max_images is not None and max_images < 1:
+        raise BloodcellError(f"--max-images must be at least 1, got {max_images}")
     labels = labels_in_classes(dataset, predictor.classes)
     known = candidates[labels[candidates] >= 0]
     if len(known) == 0:
@@ -74,8 +55,15 @@ def classification_scores(y_true: np.ndarray, y_pred: np.ndarray, classes: Seque
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     recall = {classes[c]: float(np.mean(y_pred[y_true == c] == c)) for c in np.unique(y_true)}
     return {"accuracy": float(np.mean(y_true == y_pred)) if len(y_true) else 0.0,
-            "balanced_accuracy": float(np.mean(list(recall.values()))) if recall else 0.0,
+            "balanced_accuracy": balanced_accuracy(y_true, y_pred),
             "per_class_recall": recall}
+
+
+def _run_facts(predictor: Any, data: dict[str, Any], seed: int) -> dict[str, Any]:
+    """The first keys of both benchmark reports: which model, classes and images, which seed."""
+    return {"model": predictor.card.get("name"), "classes": list(predictor.classes), "n_images": len(data["images"]),
+            "n_excluded_unknown_class": data["n_excluded_unknown_class"], "n_unreadable": data["n_unreadable"],
+            "seed": int(seed)}
 
 
 def _report(progress: ProgressFn | None, done: int, total: int, label: str) -> None:
@@ -86,8 +74,8 @@ def _report(progress: ProgressFn | None, done: int, total: int, label: str) -> N
 # --- robustness ------------------------------------------------------------------------
 
 def _corrupted_scores(images: list[np.ndarray], indices: np.ndarray, y_true: np.ndarray, predictor: Any,
-                      transform: Callable[[np.ndarray, int], np.ndarray]) -> dict[str, Any]:
-    corrupted = [transform(image, int(index)) for image, index in zip(images, indices)]
+                      name: str, level: int, seed: int) -> dict[str, Any]:
+    corrupted = [corrupt_item(image, name, level, seed, int(index)) for image, index in zip(images, indices)]
     y_pred = predictor.predict_proba(corrupted, batch_size=BATCH_SIZE).argmax(axis=1)
     return classification_scores(y_true, y_pred, predictor.classes)
 
@@ -115,32 +103,20 @@ def run_robustness(dataset: Dataset, predictor: Any, max_images: int | None = No
     for name in CORRUPTIONS:
         results[name] = []
         for severity in severities:
-            def transform(image: np.ndarray, index: int, name: str = name, severity: int = severity) -> np.ndarray:
-                rng = np.random.default_rng(derived_seed(seed, index, name))
-                return apply_corruption(image, name, severity, rng)
-
-            scores = _corrupted_scores(images, indices, y_true, predictor, transform)
+            scores = _corrupted_scores(images, indices, y_true, predictor, name, severity, seed)
             results[name].append({"severity": int(severity), **scores})
             done += 1
             _report(progress, done, total, label)
-    results["gaussian_noise"] = []
+    results[GAUSSIAN_NOISE] = []
     for level, sigma in enumerate(GAUSSIAN_SIGMAS, start=1):
-        def add_noise(image: np.ndarray, index: int, sigma: float = sigma) -> np.ndarray:
-            return gaussian_noise(image, sigma, seed=derived_seed(seed, index, "gaussian_noise"))
-
-        scores = _corrupted_scores(images, indices, y_true, predictor, add_noise)
-        results["gaussian_noise"].append({"severity": level, "sigma": float(sigma), **scores})
+        scores = _corrupted_scores(images, indices, y_true, predictor, GAUSSIAN_NOISE, level, seed)
+        results[GAUSSIAN_NOISE].append({"severity": level, "sigma": float(sigma), **scores})
         done += 1
         _report(progress, done, total, label)
     corrupted_mean = float(np.mean([entry["balanced_accuracy"] for name in CORRUPTIONS for entry in results[name]]))
     clean_balanced = clean["balanced_accuracy"]
     return {
-        "model": predictor.card.get("name"),
-        "classes": list(predictor.classes),
-        "n_images": len(images),
-        "n_excluded_unknown_class": data["n_excluded_unknown_class"],
-        "n_unreadable": data["n_unreadable"],
-        "seed": int(seed),
+        **_run_facts(predictor, data, seed),
         "severities": [int(s) for s in severities],
         "clean": clean,
         "corruptions": results,
@@ -216,12 +192,7 @@ def run_shift_bench(dataset: Dataset, predictor: Any, max_images: int | None = N
               for s in shifts.values()]
     min_caught = float(min(caught)) if caught else None
     return {
-        "model": predictor.card.get("name"),
-        "classes": list(predictor.classes),
-        "n_images": len(images),
-        "n_excluded_unknown_class": data["n_excluded_unknown_class"],
-        "n_unreadable": data["n_unreadable"],
-        "seed": int(seed),
+        **_run_facts(predictor, data, seed),
         "held_out": held_out,
         "clean": clean,
         "shifts": shifts,

@@ -62,6 +62,7 @@ SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
 
 # Gaussian noise on 0-1 scaled pixels, spanning the 0..0.5 range of the original report.
 GAUSSIAN_SIGMAS: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+GAUSSIAN_NOISE = "gaussian_noise"  # its name in benchmark reports, next to the MedMNIST-C corruptions
 
 # MedMNIST-C ``CORRUPTIONS_DS['bloodmnist']`` severity parameters (severity 1..5).
 BLOOD_SEVERITY_PARAMS: dict[str, tuple] = {
@@ -344,6 +345,22 @@ def corrupt(image: np.ndarray, name: str, severity: int, seed: int = 0) -> np.nd
     Deterministic for a given seed; the output has the input's shape and dtype.
     """
     return apply_corruption(image, name, severity, np.random.default_rng(seed))
+
+
+def corrupt_item(image: np.ndarray, name: str, level: int, seed: int, index: int) -> np.ndarray:
+    """Item ``index`` of a benchmark run with ``seed``, corrupted as the robustness benchmark does.
+
+    ``name`` is a MedMNIST-C corruption (``level`` = severity 1..5) or ``"gaussian_noise"``
+    (``level`` = 1-based position in :data:`GAUSSIAN_SIGMAS`); level 0 returns ``image`` itself.
+    The randomness comes from (seed, index, name) only, so severities of one corruption share
+    it and the Robustness gallery shows exactly the image the benchmark scored.
+    """
+    if level == 0:
+        return image
+    item_seed = derived_seed(seed, index, name)
+    if name == GAUSSIAN_NOISE:
+        return gaussian_noise(image, GAUSSIAN_SIGMAS[level - 1], seed=item_seed)
+    return apply_corruption(image, name, level, np.random.default_rng(item_seed))
 
 
 def random_corruption(image: np.ndarray, rng: np.random.Generator, probability: float = 0.5) -> np.ndarray:

@@ -45,7 +45,7 @@ def _check_config(config: TrainConfig) -> None:
     from pathlib import Path
 
     from bloodcell_core.errors import BloodcellError
-    from bloodcell_core.inference.tta import parse_views
+    from bloodcell_core.models.card import parse_views
     from bloodcell_core.training.augment import AUGMENTATIONS
 
     parse_views(config.tta)  # an unknown view name fails now, not after training

@@ -13,11 +13,10 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import imagehash
 import numpy as np
-from PIL import Image
 
 from bloodcell_core.data.datasets import Dataset, array_to_rgb
+from bloodcell_core.data.duplicates import phash64
 from bloodcell_core.data.images import load_image
 from bloodcell_core.errors import UnreadableImageError
 from bloodcell_core.paths import data_dir
@@ -48,7 +47,7 @@ def _prepare_one(args: tuple[str | np.ndarray, int, int, int, int, int]) -> tupl
     variants = [localise_and_crop(random_domain_shift(image, rng), size)[0] for _ in range(n_domain)]
     variants += [localise_and_crop(random_corruption(image, rng, probability=1.0), size)[0]
                  for _ in range(n_corrupt)]
-    phash = int(str(imagehash.phash(Image.fromarray(image))), 16)
+    phash = int(phash64(image))
     return index, clean, np.stack(variants) if variants else None, where.found, phash, None
 
 

@@ -13,13 +13,15 @@ import numpy as np
 from sklearn.utils.class_weight import compute_class_weight
 
 from bloodcell_core.data.datasets import Dataset
+from bloodcell_core.data.duplicates import NEAR_DUPLICATE_HAMMING, duplicate_groups
+from bloodcell_core.data.sampling import stratified_sample
 from bloodcell_core.errors import DatasetError
 from bloodcell_core.evaluation.metrics import classification_report, coverage_curve
 from bloodcell_core.preprocess.localise import CROP_FACTOR
 from bloodcell_core.progress import ProgressFn
 from bloodcell_core.training.prepare import PreparedData, concatenate_prepared, prepare_arrays
 from bloodcell_core.training.resume import RunCheckpoints
-from bloodcell_core.training.split import GROUPING_HAMMING, duplicate_groups, grouped_split
+from bloodcell_core.training.split import grouped_split
 
 PBC_CREDIT = ("Trained on the PBC dataset: A. Acevedo et al., 'A dataset of microscopic peripheral blood cell "
               "images for development of automatic recognition systems', Data in Brief 30 (2020) 105474, "
@@ -62,13 +64,7 @@ class TrainConfig:
 def _subsample(dataset: Dataset, max_images: int | None, seed: int) -> Dataset:
     if not max_images or max_images >= len(dataset):
         return dataset
-    rng = np.random.default_rng(seed)
-    per_class = [rng.permutation(np.flatnonzero(dataset.labels == c)) for c in range(len(dataset.classes))]
-    picked, i = [], 0
-    while len(picked) < max_images:
-        picked += [idx[i] for idx in per_class if i < len(idx)][: max_images - len(picked)]
-        i += 1
-    return dataset.subset(np.sort(picked))
+    return dataset.subset(stratified_sample(dataset.labels, max_images, seed, quotas="equal"))
 
 
 def _check_trainable(dataset: Dataset, prepared: PreparedData) -> None:
@@ -421,7 +417,8 @@ def _make_card(model, dataset: Dataset, prepared: PreparedData, config: TrainCon
                  "n_train": int(len(train_idx)), "n_validation": int(len(val_idx)),
                  "unreadable": int((~prepared.readable).sum()),
                  "localisation_found_rate": float(prepared.localised[prepared.readable].mean()),
-                 "split": f"stratified, grouped by exact/near duplicates (pHash Hamming <= {GROUPING_HAMMING})"},
+                 "split": ("stratified, grouped by exact/near duplicates "
+                           f"(pHash Hamming <= {NEAR_DUPLICATE_HAMMING})")},
         "calibration": calibration,
         "inference": inference,
         "validation": report,

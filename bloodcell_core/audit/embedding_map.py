@@ -1,7 +1,8 @@
 """2-D maps of a model's image features, for looking at where unusual images sit.
 
-Features are the model's penultimate layer (``Predictor.embed``, the same features the
-outlier check scores).  PCA is the default projection: linear, fast (well under a second
+Features are the model's penultimate layer (:meth:`Predictor.embed_dataset
+<bloodcell_core.inference.predictor.Predictor.embed_dataset>`, the same features the outlier
+check scores).  PCA is the default projection: linear, fast (well under a second
 for thousands of images) and stable between runs.  t-SNE (scikit-learn) separates clusters
 better but takes longer (about 11 s for 2,000 images on one core) and its distances between
 clusters mean little; it is offered as the alternative.
@@ -14,11 +15,10 @@ from typing import Any
 import numpy as np
 
 from bloodcell_core.data.datasets import Dataset
-from bloodcell_core.errors import BloodcellError, UnreadableImageError
+from bloodcell_core.errors import BloodcellError
 from bloodcell_core.progress import ProgressFn
 
 PROJECTIONS = ("PCA", "t-SNE")
-EMBED_CHUNK = 256  # images decoded and held at once
 
 
 @dataclass(frozen=True)
@@ -63,35 +63,12 @@ def project_2d(features: np.ndarray, projection: str = "PCA", seed: int = 0) -> 
         return np.asarray(xy), None
 
 
-def embed_dataset(dataset: Dataset, predictor: Any, progress: ProgressFn | None = None
-                  ) -> tuple[np.ndarray, np.ndarray, list[dict[str, str]]]:
-    """``(indices of readable items, their features, unreadable [{path, reason}])``."""
-    indices: list[int] = []
-    parts: list[np.ndarray] = []
-    unreadable: list[dict[str, str]] = []
-    total = len(dataset)
-    for start in range(0, total, EMBED_CHUNK):
-        images = []
-        for index in range(start, min(start + EMBED_CHUNK, total)):
-            try:
-                images.append(dataset.load(index))
-                indices.append(index)
-            except UnreadableImageError as error:
-                unreadable.append({"path": dataset.items[index], "reason": str(error)})
-        if images:
-            parts.append(np.asarray(predictor.embed(images), dtype=np.float32))
-        if progress is not None:
-            progress(min(start + EMBED_CHUNK, total), total, "Embedding images")
-    features = np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
-    return np.asarray(indices, dtype=np.int64), features, unreadable
-
-
 def embedding_map(dataset: Dataset, predictor: Any, projection: str = "PCA", seed: int = 0,
                   progress: ProgressFn | None = None) -> EmbeddingMap:
     """Embed every readable image of ``dataset`` with ``predictor`` and project the features to 2-D."""
     if projection not in PROJECTIONS:
         raise BloodcellError(f"unknown projection {projection!r}; choose one of {', '.join(PROJECTIONS)}")
-    indices, features, unreadable = embed_dataset(dataset, predictor, progress)
+    indices, features, unreadable = predictor.embed_dataset(dataset, progress=progress)
     xy, explained = project_2d(features, projection, seed)
     names = dataset.label_names
     return EmbeddingMap([dataset.items[i] for i in indices], [names[i] for i in indices],
