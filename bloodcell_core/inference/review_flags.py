@@ -24,6 +24,7 @@ from bloodcell_core.inference.feature_density import (BATCH_SIZE, BATCH_TRIALS, 
 
 TARGET_ACCEPTED_ACCURACY = 0.995
 MAX_CLEAN_FLAG_RATE = 0.06
+CLEAN_FLAG_BUDGET = 0.095  # both rules together flag at most this share of clean calibration images (target 10%)
 
 
 def _normalise(features: np.ndarray) -> np.ndarray:
@@ -35,8 +36,21 @@ def ood_distance(features: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return 1.0 - (_normalise(features) @ _normalise(centroids).T).max(axis=1)
 
 
+def ood_threshold_within_budget(distances: np.ndarray, accepted: np.ndarray,
+                                budget: float = CLEAN_FLAG_BUDGET) -> float:
+    """The lowest distance threshold (at most the ``OOD_QUANTILE`` quantile) that keeps the clean calibration
+    images flagged by either rule at or under ``budget``: the review budget a laboratory accepts on its own
+    images is spent on catching unfamiliar ones.  Decided on the calibration images alone."""
+    ceiling = float(np.quantile(distances, OOD_QUANTILE))
+    for quantile in np.arange(0.80, OOD_QUANTILE, 0.005):
+        threshold = float(np.quantile(distances, quantile))
+        if (~accepted | (distances > threshold)).mean() <= budget:
+            return threshold
+    return ceiling
+
+
 def fit_review_policy(probabilities: np.ndarray, labels: np.ndarray, features: np.ndarray,
-                      n_classes: int, density_quantile: float = OOD_QUANTILE) -> dict[str, Any]:
+                      n_classes: int) -> dict[str, Any]:
     """Choose thresholds on calibration outputs; returns the card's ``review`` section."""
     confidence = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == labels
@@ -56,7 +70,7 @@ def fit_review_policy(probabilities: np.ndarray, labels: np.ndarray, features: n
                 "rule": f"needs review when confidence < threshold; no out-of-distribution rule (fewer than "
                         f"{MIN_CALIBRATION_IMAGES} calibration images)"}
     distances = cross_fitted_distances(features, labels, n_classes)
-    ood_threshold = float(np.quantile(distances, density_quantile))
+    ood_threshold = ood_threshold_within_budget(distances, accepted)
     unlike = distances > ood_threshold
     flagged = ~accepted | unlike
     return {
@@ -74,7 +88,8 @@ def fit_review_policy(probabilities: np.ndarray, labels: np.ndarray, features: n
         "rule": (f"needs review when confidence < threshold (chosen for >= {TARGET_ACCEPTED_ACCURACY:.1%} "
                  f"accuracy on accepted validation images, flagging at most {MAX_CLEAN_FLAG_RATE:.0%}), when "
                  f"the Mahalanobis distance of the features to the nearest class exceeds its "
-                 f"{density_quantile:.0%} cross-fitted validation quantile, or when no cell was found; a batch of "
+                 f"cross-fitted threshold (the lowest that keeps {CLEAN_FLAG_BUDGET:.1%} of clean calibration images "
+                 f"flagged, at most the {OOD_QUANTILE:.0%} quantile), or when no cell was found; a batch of "
                  f">= {MIN_BATCH} images is warned about when its share of such unlike images exceeds what "
                  f"{BATCH_TRIALS} random clean {BATCH_SIZE}-image batches give"),
     }
