@@ -54,6 +54,11 @@ def review_dataset(prefix: str, container: Any = None) -> tuple[Dataset, str] | 
     where = container if container is not None else st.container()
     with where:
         path = data_root_picker(f"{prefix}_dataset", "Dataset")
+    return open_picked(path)
+
+
+def open_picked(path: str | None) -> tuple[Dataset, str] | None:
+    """(dataset, its label) for a picked data-root path; None (and a one-line error) when it can't be opened."""
     if path is None:
         return None
     try:

@@ -15,10 +15,9 @@ from bloodcell_core.audit.review_queue import (KEEP_ONE, DuplicateGroup, LeakedI
                                                group_decisions, is_decided, leak_decision, leaked_images,
                                                pending_first, queue_progress)
 from bloodcell_core.data.datasets import Dataset
-from bloodcell_core.errors import BloodcellError
 from bloodcell_core.review.store import Decision
 from dashboard import review_widgets, state
-from dashboard.datasets import data_root_picker, dataset_label, open_dataset
+from dashboard.datasets import data_root_picker
 
 PREFIX = "dup"
 PER_PAGE = 5
@@ -60,11 +59,7 @@ def second_dataset(dataset: Dataset) -> tuple[Dataset, str] | None:
     if Path(path).resolve() == Path(dataset.source).resolve():
         st.info("Pick a different dataset than the one reviewed to check for leakage.")
         return None
-    try:
-        return open_dataset(path), dataset_label(path)
-    except BloodcellError as error:
-        st.error(state.one_line(error))
-        return None
+    return review_widgets.open_picked(path)
 
 
 def show_leak(leak: LeakedImage, dataset: Dataset, against: Dataset, names: tuple[str, str],

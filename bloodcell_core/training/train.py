@@ -217,6 +217,8 @@ def train(datasets: Dataset | list[Dataset], config: TrainConfig, command: str =
     card = _make_card(model, dataset, prepared, config, train_idx, val_idx, histories, command,
                       time.time() - started)
     card["data"]["sources"] = _source_summaries(sources, source_index, train_idx, val_idx)
+    if len(sources) > 1:
+        card["credit"] += " Also trained on: " + ", ".join(Path(d.source).name for d in sources[1:]) + " (cite their authors)."
     card["validation_by_source"] = _validation_by_source(model, dataset, prepared, val_idx, source_index,
                                                         sources, card)
     card["training"]["batchnorm_recalibration"] = recalibration
