@@ -83,9 +83,9 @@ def test_uploads_take_the_same_types_as_the_cli_and_refuse_others_with_a_reason(
     files = []
     for kind in ("GIF", "WEBP"):
         buffer = io.BytesIO()
-        Image.fromarray(synthetic_cell()).save(buffer, format=kind)
+        Image.fromarray(synthetic_cell(64)).save(buffer, format=kind)
         files.append((f"cell.{kind.lower()}", buffer.getvalue()))
-    files += [("report.pdf", b"%PDF-1.4"), ("no-extension", png_bytes(synthetic_cell()))]
+    files += [("report.pdf", b"%PDF-1.4"), ("no-extension", png_bytes(synthetic_cell(64)))]
     gif, webp, pdf, bare = decode_uploads(files)
     assert gif.ok and webp.ok and gif.image.shape == (64, 64, 3)
     assert pdf.error == "report.pdf: file type .pdf not accepted; use jpg, jpeg, png, bmp, tif, tiff, gif, webp"

@@ -82,22 +82,28 @@ def _served_views(features: np.ndarray, predictor: Predictor) -> np.ndarray:
 
 
 def gated_head(parent_head: tuple[np.ndarray, np.ndarray], lab_head: tuple[np.ndarray, np.ndarray],
-               density: dict[str, Any], features: np.ndarray, labels: np.ndarray) -> LabGatedHead:
+               density: dict[str, Any] | None, features: np.ndarray, labels: np.ndarray) -> LabGatedHead:
     """The adapted model's softmax layer: parent and lab heads, gated by the nearer class means.
 
     ``features`` (V, N, F) and ``labels`` are the laboratory's cells: their class means, in the
-    parent density's PCA space, are the laboratory side of the gate."""
-    home = Density(density)
+    parent density's PCA space, are the laboratory side of the gate.  Without a density (an old
+    parent card, home images unreadable) the gate always picks the laboratory's layer."""
     flat = features.reshape(-1, features.shape[-1])
-    projected = (flat - home.mean) @ home.basis
-    tiled = np.tile(labels, features.shape[0])
-    lab_means = np.stack([projected[tiled == c].mean(axis=0) for c in np.unique(labels)])
-    layer = LabGatedHead(parent_head[0].shape[1], flat.shape[1], home.basis.shape[1], len(home.class_means),
+    if density is None:
+        mean, basis, precision = np.zeros(flat.shape[1]), np.zeros((flat.shape[1], 1)), np.eye(1)
+        home_means, lab_means = np.full((1, 1), 1e3), np.zeros((1, 1))
+    else:
+        home = Density(density)
+        mean, basis, precision, home_means = home.mean, home.basis, home.precision, home.class_means
+        projected = (flat - home.mean) @ home.basis
+        tiled = np.tile(labels, features.shape[0])
+        lab_means = np.stack([projected[tiled == c].mean(axis=0) for c in np.unique(labels)])
+    layer = LabGatedHead(parent_head[0].shape[1], flat.shape[1], basis.shape[1], len(home_means),
                          len(lab_means), name="probabilities")
     layer.build((None, flat.shape[1]))
     values = {"home_kernel": parent_head[0], "home_bias": parent_head[1], "lab_kernel": lab_head[0],
-              "lab_bias": lab_head[1], "mean": home.mean, "basis": home.basis, "precision": home.precision,
-              "home_means": home.class_means, "lab_means": lab_means}
+              "lab_bias": lab_head[1], "mean": mean, "basis": basis, "precision": precision,
+              "home_means": home_means, "lab_means": lab_means}
     for name, value in values.items():
         layer.tables[name].assign(np.asarray(value, np.float32))
     return layer
@@ -144,13 +150,12 @@ def _fit(features: np.ndarray, labels: np.ndarray, parent_head, settings: AdaptS
     return refit_head(*parent_head, flat, np.tile(labels, features.shape[0]), settings.head, density)
 
 
-def _home_density(predictor: Predictor, home) -> dict[str, Any]:
-    """The parent card's feature density, or one fitted on its held-out home images."""
+def _home_density(predictor: Predictor, home) -> dict[str, Any] | None:
+    """The parent card's feature density, or one fitted on its held-out home images (None: neither)."""
     if predictor.policy.get("ood_density"):
         return predictor.policy["ood_density"]
     if home is None:
-        raise BloodcellError("the parent model's card has no feature density (review.ood_density) and its home "
-                             "images are not readable: run calibrate on its training data first")
+        return None
     crops, labels = home
     return fit_density(predictor.run_prepared(crops)[1], labels, len(predictor.classes))
 
@@ -207,8 +212,10 @@ def adapt(parent: Predictor, labelled: Dataset | None, unlabelled: Dataset | Non
         parent_head = tuple(model.get_layer("probabilities").get_weights())
         lab_head = _fit(features, cells.labels, parent_head, settings, density)
         model = _with_head(model, gated_head(parent_head, lab_head, density, features, cells.labels))
-        method["head"] = {"what": "a second softmax layer fitted on the laboratory's cells (L2 toward the "
-                                  "parent's), images routed to the nearer domain's layer", **asdict(settings.head)}
+        method["head"] = {"what": "a second softmax layer fitted on the laboratory's cells (L2 toward the parent's), "
+                                  + ("images routed to the nearer domain's layer" if density is not None else
+                                     "used for every image: the parent card has no feature statistics and its "
+                                     "home images are unreadable, so there is no gate"), **asdict(settings.head)}
     adapted = Predictor(model, parent.card)
     card = {**parent.card, "review": _refit_policy(adapted, home, cells)}
     card.update(_adapted_card_fields(parent, parent_dir, cells, unlabelled_info, method, cross_validation,

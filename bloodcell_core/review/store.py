@@ -505,8 +505,9 @@ class ReviewStore:
             else:
                 from sqlalchemy.dialects.sqlite import insert
             statement = insert(archived_images_table).values(**row).on_conflict_do_nothing(
-                index_elements=["image_hash"])
-            return connection.execute(statement).rowcount == 1
+                index_elements=["image_hash"]).returning(archived_images_table.c.image_hash)
+            # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT
+            return connection.execute(statement).first() is not None
 
     def archived(self, source: str | None = None, with_images: bool = False) -> list[dict[str, object]]:
         """Archived rows (oldest first), optionally of one source; image bytes only when asked for."""
