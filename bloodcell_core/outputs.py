@@ -116,6 +116,15 @@ def output_folder(path: str | Path) -> Path:
     return out
 
 
+def new_folder(path: str | Path, refusal: str) -> Path:
+    """``path`` checked as a folder to write into that is new or empty; ``refusal`` says why otherwise
+    (a model or an export never lands on top of other files)."""
+    out = output_folder(path)
+    if out.exists() and any(out.iterdir()):
+        raise OutputError(f"{out}: already exists and is not empty; {refusal}")
+    return out
+
+
 def ensure_folder(path: str | Path) -> Path:
     """Create the folder ``path`` (and its parents); OutputError instead of an OSError."""
     out = Path(path)

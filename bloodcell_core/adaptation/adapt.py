@@ -77,7 +77,8 @@ def lab_cells(dataset: Dataset, predictor: Predictor, progress: ProgressFn | Non
 
 
 
-def _served_views(features: np.ndarray, predictor: Predictor) -> np.ndarray:
+def served_views(features: np.ndarray, predictor: Predictor) -> np.ndarray:
+    """The views the predictor serves with, picked out of features computed for FIT_VIEWS."""
     return features[[FIT_VIEWS.index(v) for v in predictor.tta_views]]
 
 
@@ -122,13 +123,12 @@ def cross_validate(predictor: Predictor, cells: LabCells, features: np.ndarray, 
     n_folds = min(MAX_FOLDS, len(np.unique(cells.groups)))
     if n_folds < 2:
         raise DatasetError(f"{cells.source}: need at least 2 distinct images to adapt and cross-validate")
-    before = np.zeros((len(cells.labels), len(predictor.classes)))
-    after = np.zeros_like(before)
-    served = _served_views(features, predictor)
+    after = np.zeros((len(cells.labels), len(predictor.classes)))
+    served = served_views(features, predictor)
+    before = predictor.run_prepared(cells.crops)[0]  # the model before its new layer, on every cell once
     for train, test in GroupKFold(n_splits=n_folds).split(cells.labels, groups=cells.groups):
-        lab_head = _fit(features[:, train], cells.labels[train], parent_head, settings, density)
+        lab_head = fit_lab_head(features[:, train], cells.labels[train], parent_head, settings, density)
         head = gated_head(parent_head, lab_head, density, features[:, train], cells.labels[train])
-        before[test] = predictor.run_prepared(cells.crops[test])[0]
         after[test] = served_probabilities(head, served[:, test], predictor.temperature)
     return {"folds": n_folds, "grouped_by": "exact/near duplicates (pHash)",
             "before": _summary(before, cells.labels, predictor.classes),
@@ -144,13 +144,14 @@ def _summary(probabilities: np.ndarray, labels: np.ndarray, classes: list[str]) 
             "per_class_recall": {classes[c]: float((predicted[labels == c] == c).mean()) for c in present}}
 
 
-def _fit(features: np.ndarray, labels: np.ndarray, parent_head, settings: AdaptSettings,
-         density: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def fit_lab_head(features: np.ndarray, labels: np.ndarray, parent_head, settings: AdaptSettings,
+                 density: dict[str, Any] | None) -> tuple[np.ndarray, np.ndarray]:
+    """The laboratory's softmax layer from its cells' per-view features (V, N, F)."""
     flat = features.reshape(-1, features.shape[-1])
     return refit_head(*parent_head, flat, np.tile(labels, features.shape[0]), settings.head, density)
 
 
-def _home_density(predictor: Predictor, home) -> dict[str, Any] | None:
+def home_density(predictor: Predictor, home) -> dict[str, Any] | None:
     """The parent card's feature density, or one fitted on its held-out home images (None: neither)."""
     if predictor.policy.get("ood_density"):
         return predictor.policy["ood_density"]
@@ -206,20 +207,21 @@ def adapt(parent: Predictor, labelled: Dataset | None, unlabelled: Dataset | Non
         cells = lab_cells(labelled, working, progress, labelled=True)
         if len(cells.labels) < 2:
             raise DatasetError(f"{cells.source}: a single image is not enough to adapt (and check) a model")
-        density = _home_density(working, home)
+        density = home_density(working, home)
         features = working.features_per_view(cells.crops, FIT_VIEWS)
         cross_validation = cross_validate(working, cells, features, density, settings)
         parent_head = tuple(model.get_layer("probabilities").get_weights())
-        lab_head = _fit(features, cells.labels, parent_head, settings, density)
+        lab_head = fit_lab_head(features, cells.labels, parent_head, settings, density)
         model = _with_head(model, gated_head(parent_head, lab_head, density, features, cells.labels))
         method["head"] = {"what": "a second softmax layer fitted on the laboratory's cells (L2 toward the parent's), "
                                   + ("images routed to the nearer domain's layer" if density is not None else
                                      "used for every image: the parent card has no feature statistics and its "
                                      "home images are unreadable, so there is no gate"), **asdict(settings.head)}
     adapted = Predictor(model, parent.card)
-    card = {**parent.card, "review": _refit_policy(adapted, home, cells)}
+    home_outputs = adapted.run_prepared(home[0]) if home is not None else None  # once: policy and home check
+    card = {**parent.card, "review": _refit_policy(adapted, home, home_outputs, cells)}
     card.update(_adapted_card_fields(parent, parent_dir, cells, unlabelled_info, method, cross_validation,
-                                     _home_check(parent, adapted, home)))
+                                     _home_check(parent, home, home_outputs)))
     return model, card
 
 
@@ -242,28 +244,30 @@ def _copy_model(model: Any) -> Any:
     return copy
 
 
-def _home_check(parent: Predictor, adapted: Predictor, home) -> dict[str, Any] | None:
+def _home_check(parent: Predictor, home, home_outputs) -> dict[str, Any] | None:
+    """Parent vs adapted accuracy on the parent's held-out home images (the adapted outputs given)."""
     if home is None:
         return None
     crops, labels = home
     before = parent.run_prepared(crops)[0].argmax(axis=1)
-    after = adapted.run_prepared(crops)[0].argmax(axis=1)
+    after = home_outputs[0].argmax(axis=1)
     return {"n_images": int(len(labels)), "accuracy_before": float((before == labels).mean()),
             "accuracy_after": float((after == labels).mean()),
             "what": "the parent's held-out home-laboratory images (its card's validation_items)"}
 
 
-def _refit_policy(adapted: Predictor, home, cells: LabCells | None) -> dict[str, Any]:
+def _refit_policy(adapted: Predictor, home, home_outputs, cells: LabCells | None) -> dict[str, Any]:
     """Needs-review thresholds and batch warning on the calibration images (home held-out + lab cells)."""
     from bloodcell_core.inference.review_flags import fit_review_policy
 
-    parts = [p for p in ((home[0], home[1]) if home is not None else None,
-                         (cells.crops, cells.labels) if cells is not None else None) if p is not None]
+    parts = []  # (probabilities, features, labels)
+    if home is not None:
+        parts.append((*home_outputs, home[1]))
+    if cells is not None:
+        parts.append((*adapted.run_prepared(cells.crops), cells.labels))
     if not parts:
         return dict(adapted.policy)
-    crops = np.concatenate([c for c, _ in parts])
-    labels = np.concatenate([lab for _, lab in parts])
-    probabilities, features = adapted.run_prepared(crops)
+    probabilities, features, labels = (np.concatenate(column) for column in zip(*parts))
     policy = fit_review_policy(probabilities, labels, features, len(adapted.classes))
     policy["calibration_images"] = ("parent's held-out images + " if home is not None else "") + (
         "the laboratory's labelled cells" if cells is not None else "")

@@ -39,13 +39,9 @@ def _unlabelled_dataset(path: str):
 
 def check_new_folder(out: str | Path) -> Path:
     """The adapted model's folder: new or empty, never an existing model."""
-    from bloodcell_core.errors import BloodcellError
-    from bloodcell_core.outputs import output_folder
+    from bloodcell_core.outputs import new_folder
 
-    out = output_folder(out)
-    if out.exists() and any(out.iterdir()):
-        raise BloodcellError(f"{out}: already exists; adapt writes a new model folder and never overwrites one")
-    return out
+    return new_folder(out, "adapt writes a new model folder and never overwrites one")
 
 
 def run(args: argparse.Namespace) -> int:

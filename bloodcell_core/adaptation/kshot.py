@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from bloodcell_core.adaptation.adapt import (FIT_VIEWS, AdaptSettings, _fit, _home_density, _served_views,
+from bloodcell_core.adaptation.adapt import (FIT_VIEWS, AdaptSettings, fit_lab_head, home_density, served_views,
                                              gated_head, home_images, lab_cells, served_probabilities)
 from bloodcell_core.data.datasets import Dataset
 from bloodcell_core.inference.predictor import Predictor
@@ -37,9 +37,9 @@ def kshot_curve(predictor: Predictor, dataset: Dataset, ks: Sequence[int] = DEFA
 
     ``home`` (crops, labels) adds what each adaptation costs on the parent's home images."""
     cells = lab_cells(dataset, predictor, progress, labelled=True)
-    density = _home_density(predictor, home if home is not None else home_images(predictor, progress))
+    density = home_density(predictor, home if home is not None else home_images(predictor, progress))
     features = predictor.features_per_view(cells.crops, FIT_VIEWS)
-    served = _served_views(features, predictor)
+    served = served_views(features, predictor)
     parent_head = tuple(predictor.model.get_layer("probabilities").get_weights())
     parent_probabilities = predictor.run_prepared(cells.crops)[0]
     home_features = None if home is None else predictor.features_per_view(home[0], predictor.tta_views)
@@ -48,7 +48,7 @@ def kshot_curve(predictor: Predictor, dataset: Dataset, ks: Sequence[int] = DEFA
         rows = {"parent": [], "adapted": [], "home_adapted": []}
         for draw in range(draws):
             picked, rest = _draw(cells.labels, cells.groups, k, np.random.default_rng([seed, k, draw]))
-            lab_head = _fit(features[:, picked], cells.labels[picked], parent_head, settings, density)
+            lab_head = fit_lab_head(features[:, picked], cells.labels[picked], parent_head, settings, density)
             head = gated_head(parent_head, lab_head, density, features[:, picked], cells.labels[picked])
             rows["parent"].append(_accuracy(parent_probabilities[rest], cells.labels[rest]))
             rows["adapted"].append(_accuracy(served_probabilities(head, served[:, rest], predictor.temperature),

@@ -21,7 +21,7 @@ import numpy as np
 from sklearn.covariance import LedoitWolf
 
 DIMS = 64
-OOD_QUANTILE = 0.97  # clean calibration images above the per-image threshold (cross-fitted)
+OOD_QUANTILE = 0.97  # ceiling of the per-image threshold: at least 3% of clean calibration images flagged as unlike
 BATCH_SIZE = 50  # random clean batches used to set the batch threshold
 BATCH_TRIALS = 100
 BATCH_QUANTILE = 0.99  # a clean batch's flagged share exceeds the threshold ~1% of the time

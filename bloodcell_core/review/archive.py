@@ -108,22 +108,14 @@ def archive_counts(cells: Iterable[ArchivedCell]):
     return counts.sort_values(["source", "class"], ignore_index=True)
 
 
-def check_export_folder(out: str | Path) -> Path:
-    """An export folder must be new or empty, so exported class folders never mix with other files."""
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise BloodcellError(f"{out}: already exists and is not empty; export into a new folder")
-    return out
-
-
 def export_archive(store: ReviewStore, out: str | Path, source: str | None = None) -> dict[str, int]:
     """Write the archive as ``out/<class>/<hash><suffix>`` (a folder of class folders); cells per class.
 
     Errors (BloodcellError) when nothing matches, before creating ``out``.
     """
-    from bloodcell_core.outputs import OutputError, ensure_folder, output_folder
+    from bloodcell_core.outputs import OutputError, ensure_folder, new_folder
 
-    target = check_export_folder(output_folder(out))
+    target = new_folder(out, "export into a new folder")
     cells = [cell for cell in archived_cells(store, source, with_images=True) if cell.label]
     if not cells:
         where = f" from source {source!r}" if source is not None else ""

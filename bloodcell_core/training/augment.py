@@ -32,12 +32,17 @@ def _dihedral(images: tf.Tensor, rot90: bool) -> tf.Tensor:
     return images
 
 
-def build_augmenter(names: tuple[str, ...] | list[str], seed: int, zoom: float = 0.2,
-                    appearance_share: float = APPEARANCE_SHARE) -> Callable[[tf.Tensor, tf.Tensor, tf.Tensor], Batch]:
-    unknown = set(names) - set(AUGMENTATIONS)
+def check_augmentations(names: tuple[str, ...] | list[str]) -> None:
+    """BloodcellError (one line) for a name not in AUGMENTATIONS; the train command checks before preparing data."""
+    unknown = sorted(set(names) - set(AUGMENTATIONS))
     if unknown:
         from bloodcell_core.errors import BloodcellError
-        raise BloodcellError(f"unknown augmentation(s) {sorted(unknown)}; choose from {', '.join(AUGMENTATIONS)}")
+        raise BloodcellError(f"unknown augmentation(s) {unknown}; choose from {', '.join(AUGMENTATIONS)}")
+
+
+def build_augmenter(names: tuple[str, ...] | list[str], seed: int, zoom: float = 0.2,
+                    appearance_share: float = APPEARANCE_SHARE) -> Callable[[tf.Tensor, tf.Tensor, tf.Tensor], Batch]:
+    check_augmentations(names)
     image_layers: list[keras.layers.Layer] = []
     if "zoom" in names:
         image_layers.append(keras.layers.RandomZoom((-zoom, zoom), fill_mode="reflect", seed=seed))

@@ -46,12 +46,10 @@ def _check_config(config: TrainConfig) -> None:
 
     from bloodcell_core.errors import BloodcellError
     from bloodcell_core.models.card import parse_views
-    from bloodcell_core.training.augment import AUGMENTATIONS
+    from bloodcell_core.training.augment import check_augmentations
 
     parse_views(config.tta)  # an unknown view name fails now, not after training
-    unknown = sorted(set(config.augment) - set(AUGMENTATIONS))
-    if unknown:
-        raise BloodcellError(f"unknown augmentation(s) {unknown}; choose from {', '.join(AUGMENTATIONS)}")
+    check_augmentations(config.augment)
     if config.weights and not Path(config.weights).is_file():
         raise BloodcellError(f"{config.weights}: no such weights file")
     if config.init_model and config.weights:

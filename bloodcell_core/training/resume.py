@@ -56,9 +56,6 @@ class RunCheckpoints:
         self.resumed.setdefault("skipped_finished_phases", []).append(phase)
         return True
 
-    def phase_history(self, phase: int) -> dict[str, list[float]]:
-        return self.epoch_logs(phase)
-
     def callback(self, phase: int) -> list[Any]:
         """Keras callbacks: the state backup and an append-only epoch log."""
         import keras

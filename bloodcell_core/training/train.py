@@ -205,7 +205,7 @@ def train(datasets: Dataset | list[Dataset], config: TrainConfig, command: str =
         if config.weights:
             _set_backbone_trainable(model, fraction)
         if checkpoints is not None and checkpoints.phase_done(number, model):
-            histories.append(checkpoints.phase_history(number))
+            histories.append(checkpoints.epoch_logs(number))
             continue
         resume_at = checkpoints.resume_epoch(number, first_epoch) if checkpoints is not None else 0
         train_ds = _make_train_dataset(prepared, epoch_idx, onehot, sample_weights, config,
@@ -215,12 +215,7 @@ def train(datasets: Dataset | list[Dataset], config: TrainConfig, command: str =
         histories.append(checkpoints.finish_phase(number, model) if checkpoints is not None else history.history)
     recalibration = _recalibrate(model, prepared, train_idx, onehot, sample_weights, val_data, config)
     card = _make_card(model, dataset, prepared, config, train_idx, val_idx, histories, command,
-                      time.time() - started)
-    card["data"]["sources"] = _source_summaries(sources, source_index, train_idx, val_idx)
-    if len(sources) > 1:
-        card["credit"] += " Also trained on: " + ", ".join(Path(d.source).name for d in sources[1:]) + " (cite their authors)."
-    card["validation_by_source"] = _validation_by_source(model, dataset, prepared, val_idx, source_index,
-                                                        sources, card)
+                      time.time() - started, (sources, source_index))
     card["training"]["batchnorm_recalibration"] = recalibration
     if checkpoints is not None and checkpoints.resumed:
         card["training"]["resumed"] = checkpoints.resumed
@@ -309,23 +304,19 @@ def _source_summaries(sources: list[Dataset], source_index: np.ndarray, train_id
             for i, d in enumerate(sources)]
 
 
-def _validation_by_source(model, dataset: Dataset, prepared: PreparedData, val_idx: np.ndarray,
-                          source_index: np.ndarray, sources: list[Dataset], card: dict[str, Any]) -> dict[str, Any]:
-    """Held-out accuracy of each source on its own (the PBC figure is not diluted by another lab's)."""
+def _validation_by_source(probabilities: np.ndarray, labels: np.ndarray, val_sources: np.ndarray,
+                          sources: list[Dataset], classes: list[str]) -> dict[str, Any]:
+    """Held-out accuracy of each source on its own (the PBC figure is not diluted by another lab's),
+    from the validation probabilities the card already computed."""
     if len(sources) < 2:
         return {}
-    from bloodcell_core.inference.predictor import Predictor
-
-    probe = Predictor.from_model(model, dataset.classes, {"inference": card["inference"]})
     results = {}
     for i, source in enumerate(sources):
-        rows = val_idx[source_index[val_idx] == i]
-        if not len(rows):
-            continue
-        probabilities, _ = probe.run_prepared(prepared.crops[rows].astype(np.float32))
-        report = classification_report(probabilities, dataset.labels[rows], dataset.classes)
-        results[Path(source.source).name] = {"n_images": int(len(rows)), "accuracy": report["accuracy"],
-                                            "balanced_accuracy": report["balanced_accuracy"]}
+        rows = val_sources == i
+        if rows.any():
+            report = classification_report(probabilities[rows], labels[rows], classes)
+            results[Path(source.source).name] = {"n_images": int(rows.sum()), "accuracy": report["accuracy"],
+                                                "balanced_accuracy": report["balanced_accuracy"]}
     return results
 
 
@@ -377,7 +368,9 @@ def _history_summary(histories: list[dict[str, list[float]]]) -> dict[str, Any]:
 
 
 def _make_card(model, dataset: Dataset, prepared: PreparedData, config: TrainConfig, train_idx, val_idx,
-               histories, command: str, seconds: float) -> dict[str, Any]:
+               histories, command: str, seconds: float,
+               sourcing: tuple[list[Dataset], np.ndarray]) -> dict[str, Any]:
+    """The model card. ``sourcing`` is (training sources, source number of every image)."""
     from bloodcell_core.evaluation.calibration import apply_temperature, calibrate
     from bloodcell_core.inference.predictor import Predictor
     from bloodcell_core.inference.review_flags import fit_review_policy
@@ -402,6 +395,9 @@ def _make_card(model, dataset: Dataset, prepared: PreparedData, config: TrainCon
         summary = classification_report(shifted_probs, labels, dataset.classes)
         shifted[f"{kind}_{v}"] = {"accuracy": summary["accuracy"], "balanced_accuracy": summary["balanced_accuracy"]}
     counts = np.bincount(dataset.labels, minlength=len(dataset.classes))
+    sources, source_index = sourcing
+    credit = PBC_CREDIT + ("" if len(sources) < 2 else " Also trained on: "
+                           + ", ".join(Path(d.source).name for d in sources[1:]) + " (cite their authors).")
     return {
         "name": Path(dataset.source).name + f"-{config.arch}-{config.input_size}px",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -420,14 +416,17 @@ def _make_card(model, dataset: Dataset, prepared: PreparedData, config: TrainCon
                  "unreadable": int((~prepared.readable).sum()),
                  "localisation_found_rate": float(prepared.localised[prepared.readable].mean()),
                  "split": ("stratified, grouped by exact/near duplicates "
-                           f"(pHash Hamming <= {NEAR_DUPLICATE_HAMMING})")},
+                           f"(pHash Hamming <= {NEAR_DUPLICATE_HAMMING})"),
+                 "sources": _source_summaries(sources, source_index, train_idx, val_idx)},
         "calibration": calibration,
         "inference": inference,
         "validation": report,
+        "validation_by_source": _validation_by_source(probabilities, labels, source_index[val_idx], sources,
+                                                      dataset.classes),
         "validation_shifted": shifted,
         "review": fit_review_policy(probabilities, labels, features, len(dataset.classes)),
         "validation_items": [dataset.items[i] for i in val_idx],
         "training": {"seconds": round(seconds, 1), **_history_summary(histories)},
         "versions": package_versions(),
-        "credit": PBC_CREDIT,
+        "credit": credit,
     }
