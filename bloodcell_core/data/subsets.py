@@ -13,6 +13,7 @@ import numpy as np
 
 from bloodcell_core.data.datasets import Dataset
 from bloodcell_core.errors import DatasetError
+from bloodcell_core.models.card import ModelCard
 from bloodcell_core.paths import PROJECT_ROOT
 from bloodcell_core.progress import ProgressFn
 
@@ -56,15 +57,12 @@ def load_images(dataset: Dataset, indices: np.ndarray,
 
 # --- which of a dataset's images a model trained on -------------------------------------
 
-def _card_sources(card: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """Every training source a card names: ``data`` itself, each ``data.sources`` entry and the
-    ``adaptation.data`` of a lab-adapted model (a multi-source card lists one entry per set)."""
-    data = card.get("data") or {}
-    sources: list[Mapping[str, Any]] = [data, *(data.get("sources") or [])]
-    adaptation = (card.get("adaptation") or {}).get("data")
-    if adaptation:
-        sources.append(adaptation)
-    return [s for s in sources if isinstance(s, Mapping)]
+def _card_sources(card: ModelCard) -> list[tuple[str | None, str | None]]:
+    """(source, fingerprint) of every training source a card names: ``data`` itself, each ``data.sources``
+    entry and the ``adaptation.data`` of a lab-adapted model (a multi-source card lists one entry per set)."""
+    listed = [*card.data.sources, card.adaptation.get("data") or {}]
+    return [(card.data.source, card.data.fingerprint),
+            *((s.get("source"), s.get("fingerprint")) for s in listed if isinstance(s, Mapping))]
 
 
 def _resolved(path: str) -> set[Path]:
@@ -76,17 +74,17 @@ def _resolved(path: str) -> set[Path]:
     return {raw.resolve(), (PROJECT_ROOT / raw).resolve()}
 
 
-def is_training_source(card: Mapping[str, Any], dataset: Dataset) -> bool:
+def is_training_source(card: ModelCard | Mapping[str, Any], dataset: Dataset) -> bool:
     """True when ``dataset`` is one of the card's training sources: same fingerprint or same path."""
-    sources = _card_sources(card)
-    fingerprints = {str(s["fingerprint"]) for s in sources if s.get("fingerprint")}
+    sources = _card_sources(ModelCard.of(card))
+    fingerprints = {str(fingerprint) for _, fingerprint in sources if fingerprint}
     if fingerprints and dataset.fingerprint() in fingerprints:
         return True
     here = Path(dataset.source).resolve()
-    return any(here in _resolved(str(s["source"])) for s in sources if s.get("source"))
+    return any(here in _resolved(str(source)) for source, _ in sources if source)
 
 
-def seen_in_training(card: Mapping[str, Any], dataset: Dataset) -> bool:
+def seen_in_training(card: ModelCard | Mapping[str, Any], dataset: Dataset) -> bool:
     """True when the model trained on any of ``dataset``: it is a training source, or some of its
     items are among the card's ``validation_items`` (the held-out part of a training source, so the
     dataset is, or contains, part of one).  Cards of multi-source models list every source."""
@@ -94,7 +92,7 @@ def seen_in_training(card: Mapping[str, Any], dataset: Dataset) -> bool:
         return True
     # dataset_folder/class_folder/file, not validation_indices' class_folder/file: other laboratories'
     # files are often named alike (1.jpg, 2.jpg); a moved or renamed copy still matches by fingerprint.
-    keys = {_item_key(str(item), 3) for item in card.get("validation_items") or []}
+    keys = {_item_key(str(item), 3) for item in ModelCard.of(card).validation_items}
     return bool(keys) and any(_item_key(item, 3) in keys for item in dataset.items)
 
 
@@ -113,20 +111,21 @@ class HeldOutSplit:
         return self.n_images - len(self.held_out)
 
 
-def _contained_held_out(card: Mapping[str, Any], dataset: Dataset) -> np.ndarray:
+def _contained_held_out(card: ModelCard, dataset: Dataset) -> np.ndarray:
     """Of a dataset that contains part of a training source (a manifest mixing laboratories), the
     images the model never trained on: those not from the source's folder, and the held-out ones."""
-    keys = {_item_key(str(item), 3) for item in card.get("validation_items") or []}
+    keys = {_item_key(str(item), 3) for item in card.validation_items}
     folders = {key.split("/")[0] for key in keys if key.count("/") == 2}
     return np.array([i for i, item in enumerate(dataset.items)
                      if _item_key(item, 3) in keys or _item_key(item, 3).split("/")[0] not in folders],
                     dtype=np.int64)
 
 
-def held_out_split(card: Mapping[str, Any], dataset: Dataset) -> HeldOutSplit:
+def held_out_split(card: ModelCard | Mapping[str, Any], dataset: Dataset) -> HeldOutSplit:
     """Split ``dataset`` into the model's held-out images and (implicitly) its training images."""
+    card = ModelCard.of(card)
     if is_training_source(card, dataset):
-        listed = card.get("validation_items") or []
+        listed = card.validation_items
         held_out = validation_indices(dataset, listed) if listed else np.zeros(0, dtype=np.int64)
         return HeldOutSplit(len(dataset), True, held_out)
     if seen_in_training(card, dataset):
@@ -147,7 +146,7 @@ def overlap_warning(split: HeldOutSplit, source: str) -> str | None:
             f"the {len(split.held_out):,} held-out ones")
 
 
-def choose_held_out(card: Mapping[str, Any], dataset: Dataset, held_out_only: bool
+def choose_held_out(card: ModelCard | Mapping[str, Any], dataset: Dataset, held_out_only: bool
                     ) -> tuple[Dataset, HeldOutSplit, str | None]:
     """The CLI rule: (dataset to score, its split, warning line or None).
 

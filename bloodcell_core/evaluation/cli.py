@@ -129,11 +129,11 @@ def run_calibrate(args: argparse.Namespace) -> int:
         output_file(model_dir / "card.json")
     predictor, card = recalibrate_model(load_dataset(args.data), model_dir, tqdm_progress(), tta)
     out = save_model(predictor.model, card, args.out) if args.out else write_card(card, model_dir)
-    calibration = card["calibration"]
-    print(f"temperature {calibration['temperature']} fitted on {calibration['n_images']} images "
-          f"({calibration['fitted_on']}): ECE {calibration['ece_before']:.4f} -> "
-          f"{calibration['ece_after_crossfitted']:.4f} (cross-fitted); needs-review confidence threshold "
-          f"{card['review'].get('confidence_threshold')}; test-time views "
+    calibration = card.calibration
+    print(f"temperature {calibration.temperature} fitted on {calibration.n_images} images "
+          f"({calibration.fitted_on}): ECE {calibration.ece_before:.4f} -> "
+          f"{calibration.ece_after_crossfitted:.4f} (cross-fitted); needs-review confidence threshold "
+          f"{card.review.confidence_threshold}; test-time views "
           f"{','.join(predictor.tta_views)}; validation accuracy "
-          f"{card.get('validation', {}).get('accuracy', float('nan')):.4f} -> {out}", file=sys.stderr)
+          f"{card.validation.get('accuracy', float('nan')):.4f} -> {out}", file=sys.stderr)
     return 0

@@ -7,8 +7,8 @@ all of its images of the model's classes.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -19,11 +19,12 @@ from bloodcell_core.evaluation.calibration import apply_temperature, calibrate
 from bloodcell_core.evaluation.metrics import classification_report, coverage_curve
 from bloodcell_core.inference.predictor import Predictor
 from bloodcell_core.inference.review_flags import fit_review_policy
+from bloodcell_core.models.card import ModelCard
 from bloodcell_core.progress import ProgressFn
 
 
 def _images_to_fit_on(dataset: Dataset, predictor: Predictor) -> tuple[np.ndarray, str]:
-    listed = predictor.card.get("validation_items") or []
+    listed = predictor.card.validation_items
     held_out = validation_indices(dataset, listed) if listed else np.array([], np.int64)
     if len(held_out):
         return held_out, "the model card's held-out validation images"
@@ -31,17 +32,17 @@ def _images_to_fit_on(dataset: Dataset, predictor: Predictor) -> tuple[np.ndarra
 
 
 def recalibrate_model(dataset: Dataset, model_dir: str | Path | None, progress: ProgressFn | None = None,
-                      tta: tuple[str, ...] | None = None) -> tuple[Predictor, dict[str, Any]]:
+                      tta: tuple[str, ...] | None = None) -> tuple[Predictor, ModelCard]:
     """(predictor, new card): temperature, review policy and validation report refitted.
 
     ``tta`` (view names, :mod:`bloodcell_core.inference.tta`) changes how the model predicts,
     so everything is refitted on predictions made with those views; None keeps the card's.
     """
     predictor = Predictor.load(model_dir)
-    base_card = dict(predictor.card)
+    base_card = predictor.card
     if tta is not None:
-        base_card["inference"] = {**(base_card.get("inference") or {}), "tta": list(tta)}
-    uncalibrated = Predictor(predictor.model, {**base_card, "calibration": {"temperature": 1.0}})
+        base_card = base_card.replace(inference=dataclasses.replace(base_card.inference, tta=list(tta)))
+    uncalibrated = Predictor(predictor.model, base_card.replace(calibration={"temperature": 1.0}))
     indices, which = _images_to_fit_on(dataset, predictor)
     labels = labels_in_classes(dataset, predictor.classes)
     images, kept, _n_unreadable = load_images(dataset, indices[labels[indices] >= 0], progress)
@@ -51,10 +52,10 @@ def recalibrate_model(dataset: Dataset, model_dir: str | Path | None, progress: 
     raw_probabilities, features = uncalibrated.predict_outputs(images, progress=progress)
     calibration = {**calibrate(raw_probabilities, labels_array), "fitted_on": which}
     probabilities = apply_temperature(raw_probabilities, calibration["temperature"])
-    card = {**base_card, "calibration": calibration,
-            "review": fit_review_policy(probabilities, labels_array, features, len(predictor.classes))}
+    card = base_card.replace(calibration=calibration,
+                             review=fit_review_policy(probabilities, labels_array, features, len(predictor.classes)))
     if which.startswith("the model card's"):
         report = classification_report(probabilities, labels_array, predictor.classes)
         report["coverage_curve"] = coverage_curve(probabilities.max(axis=1), probabilities.argmax(axis=1) == labels_array)
-        card["validation"] = report
+        card = card.replace(validation=report)
     return Predictor(predictor.model, card), card

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 from sklearn.covariance import LedoitWolf
 
+from bloodcell_core.models.card import ReviewPolicy
+
 DIMS = 64
 OOD_QUANTILE = 0.97  # ceiling of the per-image threshold: at least 3% of clean calibration images flagged as unlike
 BATCH_SIZE = 50  # random clean batches used to set the batch threshold
@@ -89,9 +91,9 @@ def batch_threshold(flagged: np.ndarray, seed: int = 0) -> dict[str, Any]:
             "score": "share of the batch's images flagged as unlike the training images"}
 
 
-def batch_shift(unlike: list[bool], policy: dict[str, Any]) -> dict[str, Any] | None:
+def batch_shift(unlike: list[bool], policy: ReviewPolicy) -> dict[str, Any] | None:
     """``{"detected", "score", "threshold"}`` for a batch, or None (too small / no threshold)."""
-    fitted = policy.get("batch_shift")
+    fitted = policy.batch_shift
     if fitted is None or len(unlike) < MIN_BATCH:
         return None
     score = float(np.mean(unlike))

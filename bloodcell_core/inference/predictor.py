@@ -18,7 +18,7 @@ from bloodcell_core.inference.feature_density import batch_shift
 from bloodcell_core.inference.review_flags import ood_scorer, review_reasons
 from bloodcell_core.inference.temperature import apply_temperature
 from bloodcell_core.inference.tta import run_views
-from bloodcell_core.models.card import card_views
+from bloodcell_core.models.card import ModelCard, ReviewPolicy
 from bloodcell_core.preprocess.localise import localise_and_crop
 from bloodcell_core.preprocess.stain import reinhard
 from bloodcell_core.progress import ProgressFn
@@ -45,17 +45,19 @@ class Prediction:
 class Predictor:
     """A loaded model with its card. Build once (the app caches it with st.cache_resource)."""
 
-    def __init__(self, model: Any, card: dict[str, Any]):
+    def __init__(self, model: Any, card: ModelCard | dict[str, Any]):
+        """``card``: a :class:`ModelCard` or its JSON mapping (read once here)."""
         import keras
 
+        card = ModelCard.of(card)
         self.model = model
         self.card = card
-        self.classes: list[str] = list(card["classes"])
-        self.crop_size = int(card.get("crop_size") or model.inputs[0].shape[1])
-        self.policy: dict[str, Any] = card.get("review", {})
-        self._stain_reference = card.get("preprocessing", {}).get("stain_normalisation")
-        self.temperature = float(card.get("calibration", {}).get("temperature", 1.0))
-        self.tta_views: tuple[str, ...] = card_views(card)
+        self.classes: list[str] = list(card.classes)
+        self.crop_size = int(card.crop_size or model.inputs[0].shape[1])
+        self.policy: ReviewPolicy = card.review
+        self._stain_reference = card.preprocessing.stain_normalisation
+        self.temperature = card.calibration.effective_temperature
+        self.tta_views: tuple[str, ...] = card.views
         self._ood_distance = ood_scorer(self.policy)
         try:
             features = model.get_layer("features").output
@@ -72,6 +74,7 @@ class Predictor:
 
     @classmethod
     def from_model(cls, model: Any, classes: list[str], card: dict[str, Any] | None = None) -> "Predictor":
+        """An in-memory model: a card naming its classes and input size, plus the sections in ``card``."""
         side = int(model.inputs[0].shape[1])
         base = {"name": model.name, "classes": list(classes), "crop_size": side, "input_size": side,
                 "architecture": "in-memory"}
@@ -79,7 +82,7 @@ class Predictor:
 
     @property
     def name(self) -> str:
-        return str(self.card.get("name", "model"))
+        return self.card.name or "model"
 
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
         """RGB uint8 -> model input (S, S, 3) float32 plus where the cell was found."""
@@ -136,7 +139,8 @@ class Predictor:
         confidence = float(probs[best])
         reasons = review_reasons(confidence, None if distance is None else float(distance),
                                  info["localised"], self.policy)
-        unlike = distance is not None and distance > self.policy.get("ood_threshold", np.inf)
+        ood_threshold = self.policy.ood_threshold
+        unlike = distance is not None and ood_threshold is not None and distance > ood_threshold
         return Prediction(self.classes[best], confidence,
                           {c: float(p) for c, p in zip(self.classes, probs)},
                           bool(reasons), reasons, tuple(info["crop_box"]), info["localised"],

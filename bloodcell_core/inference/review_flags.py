@@ -21,6 +21,7 @@ import numpy as np
 from bloodcell_core.inference.feature_density import (BATCH_SIZE, BATCH_TRIALS, MIN_BATCH,
                                                        MIN_CALIBRATION_IMAGES, OOD_QUANTILE, Density,
                                                        batch_threshold, cross_fitted_distances, fit_density)
+from bloodcell_core.models.card import ReviewPolicy
 
 TARGET_ACCEPTED_ACCURACY = 0.995
 MAX_CLEAN_FLAG_RATE = 0.06
@@ -95,25 +96,25 @@ def fit_review_policy(probabilities: np.ndarray, labels: np.ndarray, features: n
     }
 
 
-def ood_scorer(policy: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray] | None:
+def ood_scorer(policy: ReviewPolicy) -> Callable[[np.ndarray], np.ndarray] | None:
     """features (N, F) -> distance (N,) under the card's out-of-distribution rule, or None."""
-    if policy.get("ood_density"):
-        return Density(policy["ood_density"]).distance
-    if policy.get("ood_centroids"):
-        centroids = np.asarray(policy["ood_centroids"], dtype=np.float32)
+    if policy.ood_density:
+        return Density(policy.ood_density).distance
+    if policy.ood_centroids:
+        centroids = np.asarray(policy.ood_centroids, dtype=np.float32)
         return lambda features: ood_distance(features, centroids)
     return None
 
 
 def review_reasons(confidence: float, distance: float | None, localised: bool,
-                   policy: dict[str, Any]) -> list[str]:
+                   policy: ReviewPolicy) -> list[str]:
     reasons = []
     if not localised:
         reasons.append("no stained cell found: the whole image was classified")
-    threshold = policy.get("confidence_threshold")
+    threshold = policy.confidence_threshold
     if threshold is not None and confidence < threshold:
         reasons.append(f"low confidence ({confidence:.2f} < {threshold:.2f})")
-    ood_threshold = policy.get("ood_threshold")
+    ood_threshold = policy.ood_threshold
     if distance is not None and ood_threshold is not None and distance > ood_threshold:
         reasons.append(f"unlike the training images (feature distance {distance:.2f} > {ood_threshold:.2f})")
     return reasons

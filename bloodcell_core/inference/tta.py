@@ -3,8 +3,8 @@
 A blood cell on a smear has no up, down, left or right, so a rotated or mirrored crop is
 the same cell.  Averaging the model's probabilities over a few such views smooths out
 orientation-specific mistakes.  Which views a model uses is stored in its card
-(``card["inference"]["tta"]``, default ``["identity"]``: one pass, no averaging; read with
-:func:`bloodcell_core.models.card.card_views`, which also lists the valid names), so the
+(``ModelCard.inference.tta``, default ``["identity"]``: one pass, no averaging; read with
+:attr:`bloodcell_core.models.card.ModelCard.views`; that module also lists the valid names), so the
 CLI, the evaluation, the robustness benchmarks and the app all predict the same way.
 Each extra view costs one more forward pass; Grad-CAM explains the identity view.
 """

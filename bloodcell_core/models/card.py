@@ -1,19 +1,28 @@
-"""Reading a model card (``card.json``): helpers that need nothing but the card itself.
+"""The model card (``card.json``) as a typed :class:`ModelCard`, plus helpers that need nothing but the card.
 
 Low in the layers on purpose: :mod:`bloodcell_core.models.store` (which checks a card before
 loading TensorFlow), :mod:`bloodcell_core.inference` and :mod:`bloodcell_core.reporting` all
 read the card through these, and this module imports nothing above :mod:`bloodcell_core.errors`.
+
+A card is read once into a :class:`ModelCard` (``ModelCard.from_json``) and written back with
+``to_json()``.  Keys the dataclasses don't name are kept in ``extra`` and the original key order
+is remembered, so ``ModelCard.from_json(d).to_json() == d`` for every card (old cards included):
+a field is written back when the card had it or when it now differs from its default.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from bloodcell_core.errors import BloodcellError
 
-# Test-time views a card may name (card["inference"]["tta"]); bloodcell_core.inference.tta implements them.
+# Test-time views a card may name (card.inference.tta); bloodcell_core.inference.tta implements them.
 VIEW_NAMES: tuple[str, ...] = ("identity", "rot180", "hflip", "vflip", "transpose", "rot90", "rot270")
 NO_TTA: tuple[str, ...] = ("identity",)
+# Keys every card on disk has (checked by bloodcell_core.models.store on reading and saving).
+REQUIRED_CARD_KEYS: tuple[str, ...] = ("classes", "input_size", "crop_size", "architecture")
 
 
 def parse_views(text: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
@@ -29,6 +38,222 @@ def parse_views(text: str | list[str] | tuple[str, ...] | None) -> tuple[str, ..
     return tuple(names) or NO_TTA
 
 
-def card_views(card: Mapping[str, Any]) -> tuple[str, ...]:
+# -- checking a JSON value against a field's kind -------------------------------------------------------------
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+_KINDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "str": ("a string", lambda v: isinstance(v, str)),
+    "int": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "number": ("a number", _is_number),
+    "strings": ("a list of strings", lambda v: isinstance(v, list) and all(isinstance(s, str) for s in v)),
+    "list": ("a list", lambda v: isinstance(v, list)),
+    "dict": ("an object", lambda v: isinstance(v, dict)),
+    "views": ("a list of view names or a comma-separated string",
+              lambda v: isinstance(v, str) or (isinstance(v, list) and all(isinstance(s, str) for s in v))),
+}
+
+
+def _json_type(value: Any) -> str:
+    names = {bool: "true/false", int: "an integer", float: "a number", str: "a string", list: "a list",
+             dict: "an object", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _typed(kind: str, default: Any = None, factory: Callable[[], Any] | None = None) -> Any:
+    """A dataclass field read from the card key of the same name and checked against ``kind``."""
+    if factory is not None:
+        return field(default_factory=factory, metadata={"kind": kind})
+    return field(default=default, metadata={"kind": kind})
+
+
+def _section(cls: type) -> Any:
+    """A nested section field (an empty section when the card has none)."""
+    return field(default_factory=cls, metadata={"kind": "section", "section": cls})
+
+
+def _default(spec: dataclasses.Field) -> Any:
+    return spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
+
+
+def _checked(spec: dataclasses.Field, value: Any, where: str) -> Any:
+    kind = spec.metadata["kind"]
+    if kind == "section":
+        return spec.metadata["section"].from_json(value, where)
+    if value is None and _default(spec) is None:
+        return None
+    label, ok = _KINDS[kind]
+    if not ok(value):
+        raise BloodcellError(f"model card: {where} should be {label}, not {_json_type(value)}")
+    return value
+
+
+S = TypeVar("S", bound="CardSection")
+
+
+@dataclass
+class CardSection:
+    """A part of the card: the named fields, typed, plus every other key as it was (``extra``)."""
+
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+    _keys: tuple[str, ...] = field(default=(), repr=False, compare=False)  # the JSON's keys, in order
+
+    @classmethod
+    def _specs(cls) -> dict[str, dataclasses.Field]:
+        return {f.name: f for f in dataclasses.fields(cls) if "kind" in f.metadata}
+
+    @classmethod
+    def from_json(cls: type[S], mapping: Any, where: str = "") -> S:
+        """The section read from its JSON object (``where``: its key path, for messages); a wrong type
+        raises a one-line BloodcellError."""
+        if not isinstance(mapping, Mapping):
+            raise BloodcellError(f"model card{': ' + where if where else ''} should be an object, "
+                                 f"not {_json_type(mapping)}")
+        specs = cls._specs()
+        values = {key: _checked(specs[key], value, f"{where}.{key}" if where else key)
+                  for key, value in mapping.items() if key in specs}
+        extra = {key: value for key, value in mapping.items() if key not in specs}
+        return cls(**values, extra=extra, _keys=tuple(mapping))
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object: keys the card had in their order, then fields set since, then new extra keys."""
+        specs = self._specs()
+        out: dict[str, Any] = {}
+        for key in dict.fromkeys([*self._keys, *specs, *self.extra]):
+            if key in specs:
+                value = getattr(self, key)
+                if key in self._keys or value != _default(specs[key]):
+                    out[key] = value.to_json() if isinstance(value, CardSection) else value
+            elif key in self.extra:
+                out[key] = self.extra[key]
+        return out
+
+
+@dataclass
+class Inference(CardSection):
+    """How to run the model: its test-time views (older cards have none: a single pass)."""
+
+    tta: list[str] | str | None = _typed("views")
+
+    @property
+    def views(self) -> tuple[str, ...]:
+        return parse_views(self.tta)
+
+
+@dataclass
+class Calibration(CardSection):
+    """Temperature scaling fitted on held-out images (:mod:`bloodcell_core.evaluation.calibration`)."""
+
+    method: str | None = _typed("str")
+    temperature: float | None = _typed("number")
+    n_images: int | None = _typed("int")
+    ece_before: float | None = _typed("number")
+    ece_after_crossfitted: float | None = _typed("number")
+    fitted_on: str | None = _typed("str")
+
+    @property
+    def effective_temperature(self) -> float:
+        """The temperature to divide logits by: 1.0 (no change) when the card has none."""
+        return 1.0 if self.temperature is None else float(self.temperature)
+
+
+@dataclass
+class ReviewPolicy(CardSection):
+    """The needs-review rule (:func:`bloodcell_core.inference.review_flags.fit_review_policy`)."""
+
+    confidence_threshold: float | None = _typed("number")
+    ood_score: str | None = _typed("str")
+    ood_threshold: float | None = _typed("number")
+    ood_density: dict[str, Any] | None = _typed("dict")  # feature statistics (inference.feature_density)
+    ood_centroids: list[Any] | None = _typed("list")  # older cards: class centroids for a cosine distance
+    batch_shift: dict[str, Any] | None = _typed("dict")
+    rule: str | None = _typed("str")
+
+
+@dataclass
+class Preprocessing(CardSection):
+    """How images become model input; ``stain_normalisation`` holds a reference when that is on."""
+
+    stain_normalisation: dict[str, Any] | None = _typed("dict")
+
+
+@dataclass
+class TrainingData(CardSection):
+    """What the model was trained on: the (combined) source and, for several, one entry per source."""
+
+    source: str | None = _typed("str")
+    fingerprint: str | None = _typed("str")
+    n_images: int | None = _typed("int")
+    n_validation: int | None = _typed("int")
+    class_counts: dict[str, int] = _typed("dict", factory=dict)
+    sources: list[dict[str, Any]] = _typed("list", factory=list)
+
+    def source_entries(self) -> list[dict[str, Any]]:
+        """Each training source's entry (a single-source card: the section itself)."""
+        return list(self.sources) or ([self.to_json()] if self.source or self.fingerprint else [])
+
+
+@dataclass
+class ModelCard(CardSection):
+    """Everything serving needs besides the weights, and what a reader needs to trust the model.
+
+    Sections that are measured reports (validation, robustness, shift bench, other laboratories,
+    adaptation, training history) stay plain dicts: they are written whole and read by display code.
+    """
+
+    name: str | None = _typed("str")
+    created: str | None = _typed("str")
+    classes: list[str] = _typed("strings", factory=list)
+    input_size: int | None = _typed("int")
+    crop_size: int | None = _typed("int")
+    architecture: str | None = _typed("str")
+    parameters: int | None = _typed("int")
+    preprocessing: Preprocessing = _section(Preprocessing)
+    config: dict[str, Any] = _typed("dict", factory=dict)
+    command: str | None = _typed("str")
+    data: TrainingData = _section(TrainingData)
+    calibration: Calibration = _section(Calibration)
+    inference: Inference = _section(Inference)
+    validation: dict[str, Any] = _typed("dict", factory=dict)
+    validation_by_source: dict[str, Any] = _typed("dict", factory=dict)
+    validation_shifted: dict[str, Any] = _typed("dict", factory=dict)
+    review: ReviewPolicy = _section(ReviewPolicy)
+    validation_items: list[str] = _typed("strings", factory=list)
+    training: dict[str, Any] = _typed("dict", factory=dict)
+    versions: dict[str, str] = _typed("dict", factory=dict)
+    credit: str | None = _typed("str")
+    crosslab: dict[str, Any] = _typed("dict", factory=dict)
+    robustness: dict[str, Any] = _typed("dict", factory=dict)
+    shift_bench: dict[str, Any] = _typed("dict", factory=dict)
+    adaptation: dict[str, Any] = _typed("dict", factory=dict)
+
+    @classmethod
+    def of(cls, card: ModelCard | Mapping[str, Any]) -> ModelCard:
+        """``card`` itself, or read from its JSON mapping (callers and tests may pass either)."""
+        return card if isinstance(card, ModelCard) else cls.from_json(card)
+
+    @property
+    def views(self) -> tuple[str, ...]:
+        """The test-time views the card asks for (validated)."""
+        return self.inference.views
+
+    def missing_keys(self) -> list[str]:
+        """Required keys (:data:`REQUIRED_CARD_KEYS`) the card lacks."""
+        present = self.to_json()
+        return [key for key in REQUIRED_CARD_KEYS if key not in present]
+
+    def replace(self, **changes: Any) -> ModelCard:
+        """A copy with some fields changed; a section may be given as a dict (read with from_json)."""
+        specs = self._specs()
+        for key, value in changes.items():
+            spec = specs.get(key)
+            if spec is not None and spec.metadata["kind"] == "section" and not isinstance(value, CardSection):
+                changes[key] = spec.metadata["section"].from_json(value, key)
+        return dataclasses.replace(self, **changes)
+
+
+def card_views(card: ModelCard | Mapping[str, Any]) -> tuple[str, ...]:
     """The views a model card asks for (older cards have none: a single pass)."""
-    return parse_views((card.get("inference") or {}).get("tta"))
+    return ModelCard.of(card).views

@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from bloodcell_core.errors import BloodcellError, ModelLoadError, one_line
-from bloodcell_core.models.card import card_views
+from bloodcell_core.models.card import REQUIRED_CARD_KEYS, ModelCard
 from bloodcell_core.outputs import OutputError, ensure_folder, output_folder, write_text
 from bloodcell_core.paths import default_model_dir, model_search_dirs
 
 MODEL_FILE = "model.keras"
 CARD_FILE = "card.json"
-REQUIRED_CARD_KEYS = ("classes", "input_size", "crop_size", "architecture")
 
 
 def package_versions() -> dict[str, str]:
@@ -37,9 +36,9 @@ def package_versions() -> dict[str, str]:
     return found
 
 
-def save_model(model: Any, card: dict[str, Any], out_dir: str | Path) -> Path:
+def save_model(model: Any, card: ModelCard | dict[str, Any], out_dir: str | Path) -> Path:
     """Write model.keras and card.json atomically enough: temp files, then rename."""
-    missing = [k for k in REQUIRED_CARD_KEYS if k not in card]
+    missing = ModelCard.of(card).missing_keys()
     if missing:
         raise ValueError(f"model card lacks {missing}")
     out = ensure_folder(output_folder(out_dir))
@@ -54,10 +53,10 @@ def save_model(model: Any, card: dict[str, Any], out_dir: str | Path) -> Path:
     return write_card(card, out)
 
 
-def write_card(card: dict[str, Any], model_dir: str | Path) -> Path:
+def write_card(card: ModelCard | dict[str, Any], model_dir: str | Path) -> Path:
     """Replace ``model_dir``/card.json atomically (temp file, then rename); returns the folder."""
     out = Path(model_dir)
-    write_text(out / CARD_FILE, json.dumps(card, indent=2, default=_json_default) + "\n")
+    write_text(out / CARD_FILE, json.dumps(ModelCard.of(card).to_json(), indent=2, default=_json_default) + "\n")
     return out
 
 
@@ -76,15 +75,20 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def read_card(model_dir: str | Path) -> dict[str, Any]:
+def read_card(model_dir: str | Path) -> ModelCard:
+    """The folder's card; a missing or unreadable one, or one of the wrong shape, is a one-line ModelLoadError."""
     path = Path(model_dir) / CARD_FILE
     try:
-        card = json.loads(path.read_text())
+        mapping = json.loads(path.read_text())
     except FileNotFoundError:
         raise ModelLoadError(f"{model_dir}: no {CARD_FILE} (a model folder holds {MODEL_FILE} and {CARD_FILE})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelLoadError(f"{path}: model card is not valid JSON ({exc})") from None
-    missing = [k for k in REQUIRED_CARD_KEYS if k not in card]
+    try:
+        card = ModelCard.from_json(mapping)
+    except BloodcellError as exc:
+        raise ModelLoadError(f"{path}: {exc}") from None
+    missing = card.missing_keys()
     if missing:
         raise ModelLoadError(f"{path}: model card lacks {', '.join(missing)}")
     return card
@@ -107,7 +111,7 @@ def _corrupt(path: Path, exc: BaseException) -> ModelLoadError:
     return ModelLoadError(f"{path / MODEL_FILE}: corrupt or unreadable model file ({type(exc).__name__}: {detail})")
 
 
-def check_model_folder(model_dir: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
+def check_model_folder(model_dir: str | Path | None = None) -> tuple[Path, ModelCard]:
     """(folder, card) after the checks that need no TensorFlow: the card, and model.keras's archive.
 
     Catches a missing folder, an unreadable card (or one naming unknown test-time views) and a
@@ -117,7 +121,7 @@ def check_model_folder(model_dir: str | Path | None = None) -> tuple[Path, dict[
     path = resolve_model_dir(model_dir)
     card = read_card(path)
     try:
-        card_views(card)
+        card.views  # noqa: B018  (validates the view names)
     except BloodcellError as exc:
         raise ModelLoadError(f"{path / CARD_FILE}: {exc}") from None
     try:
@@ -133,7 +137,7 @@ def check_model_folder(model_dir: str | Path | None = None) -> tuple[Path, dict[
     return path, card
 
 
-def load_model(model_dir: str | Path | None = None) -> tuple[Any, dict[str, Any]]:
+def load_model(model_dir: str | Path | None = None) -> tuple[Any, ModelCard]:
     """Load (keras model, card); any corruption or mismatch is a one-line ModelLoadError."""
     import keras
 
@@ -148,14 +152,14 @@ def load_model(model_dir: str | Path | None = None) -> tuple[Any, dict[str, Any]
     return model, card
 
 
-def _check_card_matches(model: Any, card: dict[str, Any], path: Path) -> None:
+def _check_card_matches(model: Any, card: ModelCard, path: Path) -> None:
     n_outputs = int(model.outputs[0].shape[-1])
-    if n_outputs != len(card["classes"]):
-        raise ModelLoadError(f"{path}: model card lists {len(card['classes'])} classes but the model "
+    if n_outputs != len(card.classes):
+        raise ModelLoadError(f"{path}: model card lists {len(card.classes)} classes but the model "
                              f"outputs {n_outputs}")
     side = model.inputs[0].shape[1]
-    if side is not None and int(side) != int(card["crop_size"]):
-        raise ModelLoadError(f"{path}: model card says crop size {card['crop_size']} but the model "
+    if side is not None and int(side) != card.crop_size:
+        raise ModelLoadError(f"{path}: model card says crop size {card.crop_size} but the model "
                              f"takes {side} px input")
 
 
@@ -171,10 +175,10 @@ def list_models() -> list[Path]:
 
 
 def record_in_card(model_dir: str | Path | None, key: str, summary: dict[str, Any]) -> Path:
-    """Store a measured summary (robustness, shift bench, other laboratories) under ``card[key]``."""
+    """Store a measured summary (robustness, shift bench, other laboratories) as the card's ``key`` section."""
     from datetime import datetime, timezone
 
     folder = resolve_model_dir(model_dir)
     card = read_card(folder)
-    card[key] = {**summary, "measured": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    return write_card(card, folder)
+    measured = {**summary, "measured": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return write_card(card.replace(**{key: measured}), folder)
