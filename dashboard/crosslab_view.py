@@ -17,6 +17,7 @@ from bloodcell_core.data.datasets import Dataset
 from bloodcell_core.data.subsets import is_training_source
 from bloodcell_core.errors import BloodcellError, one_line
 from bloodcell_core.evaluation.crosslab import crosslab_section
+from bloodcell_core.models.card import ModelCard
 from bloodcell_core.progress import ProgressFn
 from bloodcell_core.reporting.images import model_crop
 
@@ -25,7 +26,7 @@ TABLE_COLUMNS = ["dataset", "images", "classes present", "accuracy", "balanced a
 RATE_COLUMNS = ("accuracy", "balanced accuracy", "flagged", "errors flagged", "confident errors")
 
 
-def other_laboratories(card: Mapping[str, Any], datasets: Mapping[str, Dataset]) -> dict[str, Dataset]:
+def other_laboratories(card: ModelCard, datasets: Mapping[str, Dataset]) -> dict[str, Dataset]:
     """The datasets (by label) that are not one of the model's training sources."""
     return {label: dataset for label, dataset in datasets.items() if not is_training_source(card, dataset)}
 

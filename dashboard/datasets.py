@@ -8,9 +8,7 @@ The functions above the widgets section are plain Python, testable without Strea
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import streamlit as st
 
@@ -18,6 +16,7 @@ from bloodcell_core.data.datasets import Dataset, load_dataset
 from bloodcell_core.data.subsets import held_out_caption, held_out_split
 from bloodcell_core.data.images import is_image_file
 from bloodcell_core.errors import DatasetError
+from bloodcell_core.models.card import ModelCard
 from bloodcell_core.paths import SHARED_DEV_DATA, data_roots
 
 DATASET_FILE_SUFFIXES = (".npz", ".csv")
@@ -195,7 +194,7 @@ def data_root_picker(key: str, label: str = "Dataset", container=None) -> Path |
 TRAINING_IMAGES_LABEL = "Include the model's training images (not a fair test)"
 
 
-def held_out_choice(dataset: Dataset, card: Mapping[str, Any], key: str) -> Dataset | None:
+def held_out_choice(dataset: Dataset, card: ModelCard, key: str) -> Dataset | None:
     """The pages' held-out rule: of a dataset the model trained on, only the card's held-out
     images, unless the user ticks ``key`` to score training images too (labelled unfair).
 

@@ -28,6 +28,7 @@ import streamlit as st
 from bloodcell_core.errors import BloodcellError, one_line
 from bloodcell_core.inference.warmup import ModelWarmer
 from bloodcell_core.explain import DEFAULT_METHOD, METHOD_NAMES
+from bloodcell_core.models.card import ModelCard
 from bloodcell_core.models.store import (
     CARD_FILE,
     MODEL_FILE,
@@ -106,7 +107,7 @@ def model_status(model_dir: str | Path) -> str:
     return model_warmer().status(model_key(model_dir))
 
 
-def selected_card() -> tuple[Path, dict[str, Any]]:
+def selected_card() -> tuple[Path, ModelCard]:
     """(folder, card) of the picked model without loading it; ModelLoadError if the folder is broken."""
     return check_model_folder(selected_model_dir())
 
@@ -140,7 +141,7 @@ def model_options() -> list[Path]:
 def model_label(model_dir: Path) -> str:
     """``card name (folder)`` for menus; a card that can't be read says so instead of failing."""
     try:
-        name = str(read_card(model_dir).get("name") or model_dir.name)
+        name = str(read_card(model_dir).name or model_dir.name)
     except BloodcellError:
         return f"{model_dir.name} (unreadable model card)"
     return name if name == model_dir.name else f"{name} ({model_dir.name})"

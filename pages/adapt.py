@@ -9,6 +9,7 @@ import streamlit as st
 
 from bloodcell_core.adaptation.from_archive import adapt_from_archive, recall_table
 from bloodcell_core.errors import BloodcellError
+from bloodcell_core.models.card import ModelCard
 from bloodcell_core.review.archive import archive_counts, archived_cells
 from bloodcell_core.review.store import ReviewStore
 from dashboard import state
@@ -33,7 +34,7 @@ def picked_parent() -> Path | None:
         _, card = state.selected_card()
     except BloodcellError:
         return None
-    folder = ((card.get("adaptation") or {}).get("parent") or {}).get("folder")
+    folder = (card.adaptation.get("parent") or {}).get("folder")
     return Path(folder) if folder and (Path(folder) / "model.keras").is_file() else None
 
 
@@ -60,8 +61,8 @@ def run_adaptation(store: ReviewStore, source: str, name: str, reviewer: str) ->
     st.rerun()  # so the sidebar picker lists the new model at once
 
 
-def show_metrics(card: dict[str, Any]) -> None:
-    info = card["adaptation"]
+def show_metrics(card: ModelCard) -> None:
+    info = card.adaptation
     cv = info.get("cross_validation") or {}
     home = info.get("home_check")
     columns = st.columns(3)
@@ -82,7 +83,7 @@ def show_metrics(card: dict[str, Any]) -> None:
 
 def show_result(result: dict[str, Any]) -> None:
     card = result["card"]
-    st.success(state.md_escape(f"Saved the adapted model '{card['name']}': pick it in the sidebar."),
+    st.success(state.md_escape(f"Saved the adapted model '{card.name}': pick it in the sidebar."),
                icon=":material/task_alt:")
     show_metrics(card)
     st.dataframe(recall_table(card), hide_index=True, width="content",

@@ -11,6 +11,7 @@ from bloodcell_core.explain import DEFAULT_METHOD, METHOD_NAMES, overlay
 from bloodcell_core.explain.overlay import DEFAULT_ALPHA
 from bloodcell_core.inference.feature_density import batch_warning_text
 from bloodcell_core.inference.predictor import Prediction, Predictor
+from bloodcell_core.models.card import ModelCard
 from bloodcell_core.reporting.batch import ClassifiedImage, differential_count, predictions_csv
 from bloodcell_core.reporting.decisions import CLASSIFY_DATASET, record_review, record_reviews
 from bloodcell_core.reporting.gallery import GalleryGroup, gallery_groups, group_confirmations, group_key
@@ -105,7 +106,7 @@ def show_batch_warning(predictor: Predictor, predictions: list[Prediction]) -> s
     return text
 
 
-def show_batch_summary(images: list[ClassifiedImage], classes: list[str], card: dict, reviewer: str | None,
+def show_batch_summary(images: list[ClassifiedImage], classes: list[str], card: ModelCard, reviewer: str | None,
                        errors: list[str], warning: str | None = None) -> None:
     count = differential_count(images, classes)
     st.subheader("Differential count")

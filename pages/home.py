@@ -38,10 +38,10 @@ if card is not None:
         columns = st.columns(len(validation))
         for column, (name, value) in zip(columns, validation.items()):
             column.metric(name, format_metric(name, value))
-    if card.get("review", {}).get("rule"):
-        st.caption(f"Needs-review rule: {card['review']['rule']}")
-    if card.get("credit"):
-        st.caption(f"Credit: {card['credit']}")
+    if card.review.rule:
+        st.caption(f"Needs-review rule: {card.review.rule}")
+    if card.credit:
+        st.caption(f"Credit: {card.credit}")
     st.caption(f"Model folder: {Path(model_dir).name}")
     status = state.model_status(model_dir)
     if status.startswith("failed: "):

@@ -12,6 +12,7 @@ from bloodcell_core.errors import BloodcellError
 from bloodcell_core.evaluation.evaluate import Evaluation, evaluate
 from bloodcell_core.explain import DEFAULT_METHOD, METHOD_NAMES, overlay
 from bloodcell_core.inference.predictor import Predictor
+from bloodcell_core.models.card import ModelCard
 from bloodcell_core.reporting.images import explained_crop
 from bloodcell_core.reporting.performance import (compare_frame, confusion_pairs, format_metric, headline,
                                                   misclassified, per_class_frame, sample_dataset,
@@ -79,8 +80,8 @@ def show_calibration(report: dict) -> None:
     st.caption("Bars below the diagonal: the model is more confident than it is right (over-confident).")
 
 
-def show_coverage(evaluation: Evaluation, card: dict) -> None:
-    threshold = (card.get("review") or {}).get("confidence_threshold")
+def show_coverage(evaluation: Evaluation, card: ModelCard) -> None:
+    threshold = card.review.confidence_threshold
     point = threshold_point(evaluation, threshold)
     label = f"card threshold {threshold:.3f}" if threshold is not None else ""
     st.plotly_chart(charts.coverage_figure(evaluation.report.get("coverage_curve", {}), point, label),
@@ -171,7 +172,7 @@ def comparison_choice(model_dir: Path) -> Path | None:
     return None if choice == NO_COMPARISON else Path(choice)
 
 
-def open_scored(dataset_path: Path, card: dict) -> tuple[Dataset, Dataset] | None:
+def open_scored(dataset_path: Path, card: ModelCard) -> tuple[Dataset, Dataset] | None:
     """(the dataset, the part to score: its held-out images when the model trained on it), or None."""
     try:
         dataset = open_dataset(dataset_path)

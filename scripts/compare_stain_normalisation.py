@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout, no install
 
 import argparse  # noqa: E402
-import copy  # noqa: E402
+import dataclasses  # noqa: E402
 import json  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -36,7 +36,7 @@ def main() -> None:
     args = parser.parse_args()
     shipped = Predictor.load(args.model)
     dataset = load_dataset(args.data)
-    held_out = set(shipped.card.get("validation_items", []))
+    held_out = set(shipped.card.validation_items)
     rng = np.random.default_rng(0)
     chosen = [i for i, item in enumerate(dataset.items) if item in held_out]
     chosen = sorted(rng.choice(chosen, min(args.max_images, len(chosen)), replace=False))
@@ -45,9 +45,8 @@ def main() -> None:
     training = [i for i, item in enumerate(dataset.items) if item not in held_out]
     reference_images = [dataset.load(i) for i in rng.choice(training, min(300, len(training)), replace=False)]
     reference = lab_statistics(np.stack([shipped.prepare(img)[0].astype(np.uint8) for img in reference_images]))
-    normalised_card = copy.deepcopy(shipped.card)
-    normalised_card.setdefault("preprocessing", {})["stain_normalisation"] = reference
-    normalised = Predictor(shipped.model, normalised_card)
+    preprocessing = dataclasses.replace(shipped.card.preprocessing, stain_normalisation=reference)
+    normalised = Predictor(shipped.model, shipped.card.replace(preprocessing=preprocessing))
     results = {}
     for condition in CONDITIONS:
         shifted = images if condition == "clean" else [apply_shift(img, condition, k) for k, img in enumerate(images)]

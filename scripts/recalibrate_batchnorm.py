@@ -33,12 +33,12 @@ def main() -> int:
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     model, card = load_model(args.model)
-    config = TrainConfig(**card["config"])
+    config = TrainConfig(**card.config)
     dataset = load_dataset(args.data)
     crop = config.crop_size or config.input_size
     prepared = prepare_arrays(dataset, crop, config.domain_variants, config.corruption_variants, config.seed,
                               config.workers, tqdm_progress())
-    held_out = set(card["validation_items"])
+    held_out = set(card.validation_items)
     is_val = np.array([item in held_out for item in dataset.items])
     val_idx = np.flatnonzero(is_val & prepared.readable)
     train_idx = np.flatnonzero(~is_val & prepared.readable)
@@ -48,15 +48,15 @@ def main() -> int:
     val_data = (prepared.crops[val_idx].astype(np.float32), onehot[val_idx])
     result = _recalibrate(model, prepared, train_idx, onehot, weights, val_data, config)
     print(result, file=sys.stderr)
-    history = SimpleNamespace(history=card["training"]["history"])
-    new_card = _make_card(model, dataset, prepared, config, train_idx, val_idx, [history], card["command"],
-                          card["training"]["seconds"])
-    new_card["created"] = card["created"]
-    new_card["training"]["batchnorm_recalibration"] = {
+    history = SimpleNamespace(history=card.training["history"])
+    new_card = _make_card(model, dataset, prepared, config, train_idx, val_idx, [history], card.command,
+                          card.training["seconds"], ([dataset], np.zeros(len(dataset), np.int64)))
+    new_card.created = card.created
+    new_card.training["batchnorm_recalibration"] = {
         **result, "note": "applied after training by scripts/recalibrate_batchnorm.py, the same step the "
                           "train command now runs at its end"}
     out = save_model(model, new_card, args.out or args.model)
-    print(f"{out}: validation accuracy {card['validation']['accuracy']:.4f} -> {new_card['validation']['accuracy']:.4f}",
+    print(f"{out}: validation accuracy {card.validation['accuracy']:.4f} -> {new_card.validation['accuracy']:.4f}",
           file=sys.stderr)
     return 0
 

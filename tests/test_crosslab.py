@@ -186,9 +186,9 @@ def test_the_shipped_model_saw_exactly_the_sources_its_card_lists():
     from bloodcell_core.models.store import read_card, resolve_model_dir
 
     card = read_card(resolve_model_dir(None))
-    sources = {Path(s["source"]).name: s for s in card["data"].get("sources") or [card["data"]]}
+    sources = {Path(s["source"]).name: s for s in card.data.sources or [card.data.to_json()]}
     pbc = held_out_split(card, load_dataset(SHARED / "pbc-dev"))
-    assert pbc.seen and len(pbc.held_out) == sources["pbc-dev"].get("n_validation", card["data"]["n_validation"])
+    assert pbc.seen and len(pbc.held_out) == sources["pbc-dev"].get("n_validation", card.data.n_validation)
     for lab in ("lisc", "bionet"):
         assert seen_in_training(card, load_dataset(SHARED / lab)) == (lab in sources), lab
     assert not all(lab in sources for lab in ("lisc", "bionet")), "one laboratory must stay unseen"

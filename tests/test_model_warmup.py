@@ -37,7 +37,7 @@ def test_the_lazy_explain_names_still_resolve():
 
 def test_check_model_folder_catches_a_broken_archive_without_tensorflow(tmp_path, tiny_model_dir):
     folder, card = check_model_folder(tiny_model_dir)
-    assert folder == tiny_model_dir and card["name"] == "tiny-dashboard-test"
+    assert folder == tiny_model_dir and card.name == "tiny-dashboard-test"
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "card.json").write_text((tiny_model_dir / "card.json").read_text())

@@ -37,7 +37,7 @@ def test_accuracy_on_each_unseen_laboratory_matches_the_card(predictor) -> None:
     from bloodcell_core.data.datasets import load_dataset
     from bloodcell_core.evaluation.crosslab import crosslab_section
 
-    recorded = predictor.card["crosslab"]["datasets"]
+    recorded = predictor.card.crosslab["datasets"]
     for lab in _unseen(predictor):
         section = crosslab_section(load_dataset(lab), predictor)
         assert not section["seen_in_training"]

@@ -24,7 +24,7 @@ def fixed_sample(predictor):
     from bloodcell_core.data.subsets import validation_indices
 
     dataset = load_dataset(SHARED_DEV_DATA)
-    held_out = set(validation_indices(dataset, predictor.card.get("validation_items", [])).tolist())
+    held_out = set(validation_indices(dataset, predictor.card.validation_items).tolist())
     chosen = []
     for c in range(len(dataset.classes)):
         members = [i for i in np.flatnonzero(dataset.labels == c) if i in held_out]
@@ -43,7 +43,7 @@ def _accuracy(predictor, dataset, transform=lambda image, i: image) -> float:
 def test_shipped_model_accuracy_on_fixed_dev_sample(predictor, fixed_sample) -> None:
     """Equal images per class: close to the card's held-out balanced accuracy (a regression guard)."""
     assert len(fixed_sample) == 400
-    assert _accuracy(predictor, fixed_sample) >= predictor.card["validation"]["balanced_accuracy"] - 0.02
+    assert _accuracy(predictor, fixed_sample) >= predictor.card.validation["balanced_accuracy"] - 0.02
 
 
 def test_shipped_model_on_zoomed_out_off_centre_cells(predictor, fixed_sample) -> None:

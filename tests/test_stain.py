@@ -24,7 +24,7 @@ def test_predictor_normalises_only_when_the_card_says_so(tiny_model_dir):
 
     plain = Predictor.load(tiny_model_dir)
     image = np.clip(synthetic_cell(64, seed=1).astype(int) + (40, 0, -40), 0, 255).astype(np.uint8)
-    card = {**plain.card, "preprocessing": {"stain_normalisation": lab_statistics(synthetic_cell(32)[None])}}
+    card = {**plain.card.to_json(), "preprocessing": {"stain_normalisation": lab_statistics(synthetic_cell(32)[None])}}
     normalising = Predictor(plain.model, card)
     assert not np.array_equal(plain.prepare(image)[0], normalising.prepare(image)[0])
     np.testing.assert_array_equal(plain.prepare(image)[0], Predictor(plain.model, plain.card).prepare(image)[0])

@@ -28,15 +28,15 @@ def _isolated_data_dir(tmp_path, monkeypatch):
 def test_train_save_reload_predicts_identically(tmp_path) -> None:
     data = write_class_folders(tmp_path / "data", ["ig", "monocyte", "neutrophil"], per_class=8)
     model, card = train(load_dataset(data), TrainConfig(**TINY), command="pytest")
-    assert card["classes"] == ["ig", "monocyte", "neutrophil"]
+    assert card.classes == ["ig", "monocyte", "neutrophil"]
     for key in ("input_size", "crop_size", "architecture", "config", "command", "data", "validation",
                 "review", "training", "versions"):
-        assert key in card
-    assert card["data"]["fingerprint"] == load_dataset(data).fingerprint()
-    assert card["training"]["batchnorm_recalibration"] == {"applied": False, "reason": "off"}
+        assert key in card.to_json()
+    assert card.data.fingerprint == load_dataset(data).fingerprint()
+    assert card.training["batchnorm_recalibration"] == {"applied": False, "reason": "off"}
     out = save_model(model, card, tmp_path / "model")
     reloaded, reloaded_card = load_model(out)
-    assert reloaded_card["classes"] == card["classes"]
+    assert reloaded_card.classes == card.classes
     images = [synthetic_cell(64, seed=s) for s in range(4)]
     before = Predictor(model, card).predict_proba(images)
     after = Predictor.load(out).predict_proba(images)
@@ -96,7 +96,7 @@ def test_two_phase_fine_tuning_from_local_weights_file(tmp_path) -> None:
     config = TrainConfig(**{**TINY, "arch": "mobilenetv3small", "weights": str(weights), "head_epochs": 1,
                             "domain_variants": 0, "corruption_variants": 0})
     model, card = train(load_dataset(data), config)
-    assert card["training"]["epochs_run"] == 2  # one head epoch, one fine-tuning epoch
+    assert card.training["epochs_run"] == 2  # one head epoch, one fine-tuning epoch
     first_conv = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
     source = next(layer for layer in base.layers if isinstance(layer, keras.layers.Conv2D))
     assert first_conv.get_weights()[0].shape == source.get_weights()[0].shape
@@ -105,14 +105,14 @@ def test_two_phase_fine_tuning_from_local_weights_file(tmp_path) -> None:
 def test_training_can_continue_from_a_trained_model(tmp_path) -> None:
     data = write_class_folders(tmp_path / "data", ["ig", "monocyte"], per_class=6)
     model, card = train(load_dataset(data), TrainConfig(**TINY, precise_bn_batches=3), command="pytest first")
-    recalibration = card["training"]["batchnorm_recalibration"]  # precise BN, kept only if val loss drops
+    recalibration = card.training["batchnorm_recalibration"]  # precise BN, kept only if val loss drops
     assert 1 <= recalibration["batches"] <= 3 and recalibration["applied"] == (
         recalibration["val_loss_after"] <= recalibration["val_loss_before"])
     first = save_model(model, card, tmp_path / "first")
     second_model, second = train(load_dataset(data), TrainConfig(**{**TINY, "init_model": str(first)}),
                                  command="pytest second")
-    assert second["training"]["initialised_from"]["command"] == "pytest first"
-    assert second["validation_items"] == card["validation_items"]  # same split: validation stays unseen
+    assert second.training["initialised_from"]["command"] == "pytest first"
+    assert second.validation_items == card.validation_items  # same split: validation stays unseen
     other = write_class_folders(tmp_path / "other", ["ig", "monocyte", "neutrophil"], per_class=4)
     with pytest.raises(BloodcellError, match="classes"):
         train(load_dataset(other), TrainConfig(**{**TINY, "init_model": str(first)}))

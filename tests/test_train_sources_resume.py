@@ -49,12 +49,12 @@ def test_train_on_two_sources_lists_both_in_the_card(tmp_path) -> None:
                  "--batch-size", "8", "--domain-variants", "0", "--corruption-variants", "0", "--workers", "1",
                  "--width", "0.25", "--warmup-epochs", "0", "--min-source-share", "0.3"]) == 0
     _, card = load_model(out)
-    sources = card["data"]["sources"]
+    sources = card.data.sources
     assert [s["source"] for s in sources] == [str(home), str(other)]
     assert sources[1]["fingerprint"] == load_dataset(other).fingerprint()
     assert sources[1]["n_train"] + sources[1]["n_validation"] == 8
-    assert set(card["validation_by_source"]) <= {"home", "other"} and "home" in card["validation_by_source"]
-    assert card["classes"] == CLASSES
+    assert set(card.validation_by_source) <= {"home", "other"} and "home" in card.validation_by_source
+    assert card.classes == CLASSES
 
 
 class _StopAfterFirstEpoch(keras.callbacks.Callback):
@@ -72,8 +72,8 @@ def test_resume_continues_an_interrupted_run(tmp_path) -> None:
     metadata = json.loads((run_dir / "checkpoint" / "phase0" / "training_metadata.json").read_text())
     assert metadata["epoch"] == 1
     model, card = train(load_dataset(data), config, run_dir=run_dir)
-    assert card["training"]["resumed"]["from_epoch"] == 1
-    assert card["training"]["epochs_run"] == 3  # 1 before the stop + 2 after it
+    assert card.training["resumed"]["from_epoch"] == 1
+    assert card.training["epochs_run"] == 3  # 1 before the stop + 2 after it
     assert int(model.optimizer.iterations.numpy()) > 0
 
 
@@ -86,5 +86,5 @@ def test_resume_command_reads_the_run_settings(tmp_path) -> None:
     assert main(["train", *args]) == 0
     assert main(["train", "--resume", str(run_dir)]) == 0  # finished phase: nothing left but the card
     _, card = load_model(run_dir)
-    assert card["training"]["resumed"]["skipped_finished_phases"] == [0]
+    assert card.training["resumed"]["skipped_finished_phases"] == [0]
     assert main(["train", "--resume", str(tmp_path / "nothing")]) == 2

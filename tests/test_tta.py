@@ -62,7 +62,7 @@ def test_predictor_with_views_averages_the_model_over_them(tiny_model_dir):
     from tests.helpers_dashboard import synthetic_cell
 
     single = Predictor.load(tiny_model_dir)
-    card = {**single.card, "inference": {"tta": ["identity", "rot180"]}}
+    card = {**single.card.to_json(), "inference": {"tta": ["identity", "rot180"]}}
     averaged = Predictor(single.model, card)
     assert averaged.tta_views == ("identity", "rot180")
     image = synthetic_cell(64)

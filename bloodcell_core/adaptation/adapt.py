@@ -32,6 +32,7 @@ from bloodcell_core.evaluation.metrics import classification_report
 from bloodcell_core.inference.feature_density import Density, fit_density
 from bloodcell_core.inference.predictor import Predictor
 from bloodcell_core.models.architectures import LabGatedHead
+from bloodcell_core.models.card import ModelCard
 from bloodcell_core.progress import ProgressFn
 
 FIT_VIEWS = ("identity", "rot180", "hflip", "vflip", "transpose", "rot90", "rot270")  # training views
@@ -153,8 +154,8 @@ def fit_lab_head(features: np.ndarray, labels: np.ndarray, parent_head, settings
 
 def home_density(predictor: Predictor, home) -> dict[str, Any] | None:
     """The parent card's feature density, or one fitted on its held-out home images (None: neither)."""
-    if predictor.policy.get("ood_density"):
-        return predictor.policy["ood_density"]
+    if predictor.policy.ood_density:
+        return predictor.policy.ood_density
     if home is None:
         return None
     crops, labels = home
@@ -165,9 +166,9 @@ def home_images(predictor: Predictor, progress: ProgressFn | None) -> tuple[np.n
     """The parent's held-out home-laboratory crops and labels, when its card's source is readable."""
     from bloodcell_core.data.datasets import load_dataset
 
-    source = (predictor.card.get("data") or {}).get("sources", [{}])[0].get("source") \
-        or (predictor.card.get("data") or {}).get("source")
-    listed = predictor.card.get("validation_items") or []
+    data = predictor.card.data
+    source = next(iter(data.sources), {}).get("source") or data.source
+    listed = predictor.card.validation_items
     if not source or not listed:
         return None
     try:
@@ -185,7 +186,7 @@ def home_images(predictor: Predictor, progress: ProgressFn | None) -> tuple[np.n
 
 def adapt(parent: Predictor, labelled: Dataset | None, unlabelled: Dataset | None,
           settings: AdaptSettings = AdaptSettings(), progress: ProgressFn | None = None,
-          parent_dir: str | Path | None = None) -> tuple[Any, dict[str, Any]]:
+          parent_dir: str | Path | None = None) -> tuple[Any, ModelCard]:
     """(adapted keras model, its card). The parent's model object is left untouched."""
     if labelled is None and unlabelled is None:
         raise BloodcellError("adapt needs labelled cells (DATA), unlabelled cells (--unlabelled), or both")
@@ -219,9 +220,9 @@ def adapt(parent: Predictor, labelled: Dataset | None, unlabelled: Dataset | Non
                                      "home images are unreadable, so there is no gate"), **asdict(settings.head)}
     adapted = Predictor(model, parent.card)
     home_outputs = adapted.run_prepared(home[0]) if home is not None else None  # once: policy and home check
-    card = {**parent.card, "review": _refit_policy(adapted, home, home_outputs, cells)}
-    card.update(_adapted_card_fields(parent, parent_dir, cells, unlabelled_info, method, cross_validation,
-                                     _home_check(parent, home, home_outputs)))
+    card = parent.card.replace(review=_refit_policy(adapted, home, home_outputs, cells),
+                               **_adapted_card_fields(parent, parent_dir, cells, unlabelled_info, method,
+                                                      cross_validation, _home_check(parent, home, home_outputs)))
     return model, card
 
 
@@ -266,7 +267,7 @@ def _refit_policy(adapted: Predictor, home, home_outputs, cells: LabCells | None
     if cells is not None:
         parts.append((*adapted.run_prepared(cells.crops), cells.labels))
     if not parts:
-        return dict(adapted.policy)
+        return adapted.policy.to_json()
     probabilities, features, labels = (np.concatenate(column) for column in zip(*parts))
     policy = fit_review_policy(probabilities, labels, features, len(adapted.classes))
     policy["calibration_images"] = ("parent's held-out images + " if home is not None else "") + (
@@ -282,7 +283,7 @@ def _adapted_card_fields(parent: Predictor, parent_dir, cells: LabCells | None, 
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "adaptation": {
             "parent": {"name": parent.name, "folder": str(parent_dir) if parent_dir else None,
-                       "created": parent.card.get("created")},
+                       "created": parent.card.created},
             "data": None if cells is None else {"source": cells.source, "fingerprint": cells.fingerprint,
                                                 "n_images": int(len(cells.labels)), "class_counts": cells.counts},
             "unlabelled": unlabelled_info,

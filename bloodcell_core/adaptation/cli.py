@@ -5,6 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from bloodcell_core.models.card import ModelCard
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -62,9 +64,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def adaptation_line(card: dict, out: Path) -> str:
+def adaptation_line(card: ModelCard, out: Path) -> str:
     """One line: what the adaptation did, measured."""
-    info = card["adaptation"]
+    info = card.adaptation
     parts = [f"adapted {info['parent']['name']} -> {out}"]
     cv = info.get("cross_validation")
     if cv:

@@ -11,13 +11,13 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from bloodcell_core.adaptation.cli import adaptation_line, check_new_folder
 from bloodcell_core.errors import BloodcellError
 from bloodcell_core.inference.predictor import Predictor
+from bloodcell_core.models.card import ModelCard
 from bloodcell_core.paths import adapted_models_dir
 from bloodcell_core.progress import ProgressFn
 from bloodcell_core.review.archive import export_archive, normalise_source
@@ -33,7 +33,7 @@ class AdaptationRun:
     """A finished adaptation: the new model's folder and card, and whether the run was recorded."""
 
     folder: Path
-    card: dict[str, Any]
+    card: ModelCard
     recorded: bool
 
 
@@ -48,9 +48,9 @@ def model_folder(name: str) -> Path:
         raise BloodcellError(f"a model folder {slug!r} exists already: choose another name") from None
 
 
-def run_note(card: dict[str, Any], folder: Path) -> str:
+def run_note(card: ModelCard, folder: Path) -> str:
     """What the run adapted on and what it measured, in one line (the Review log's note)."""
-    info = card["adaptation"]
+    info = card.adaptation
     data = info.get("data") or {}
     counts = ", ".join(f"{name} {n}" for name, n in sorted((data.get("class_counts") or {}).items()))
     source = data.get("archive_source") or data.get("source")
@@ -58,12 +58,12 @@ def run_note(card: dict[str, Any], folder: Path) -> str:
     return f"{head}; {adaptation_line(card, Path(folder.name))}"
 
 
-def run_decision(card: dict[str, Any], folder: Path, reviewer: str) -> Decision:
+def run_decision(card: ModelCard, folder: Path, reviewer: str) -> Decision:
     """The ``adapt-model`` row: keyed by the data fingerprint, parent -> new model as the labels."""
-    info = card["adaptation"]
+    info = card.adaptation
     fingerprint = (info.get("data") or {}).get("fingerprint") or "no-labelled-data"
     return Decision(image_hash=fingerprint, dataset=ADAPTATION_DATASET, path=folder.name, action=ADAPT_MODEL,
-                    old_label=info["parent"]["name"], new_label=str(card["name"]), reviewer=reviewer,
+                    old_label=info["parent"]["name"], new_label=str(card.name), reviewer=reviewer,
                     note=run_note(card, folder),
                     request_id=make_request_id("adapt", reviewer, str(folder.resolve()), fingerprint))
 
@@ -93,8 +93,8 @@ def adapt_from_archive(store: ReviewStore, parent: Predictor, parent_dir: str | 
             model, card = adapt(parent, load_dataset(cells_dir), None, progress=progress, parent_dir=parent_dir)
         except BloodcellError as error:  # name the archive, not the temporary folder
             raise BloodcellError(str(error).replace(str(cells_dir), f"the cells of {source_name!r}")) from None
-    card["name"] = str(name).strip()
-    card["adaptation"]["data"].update(source=f"review archive: {source_name}", archive_source=source_name)
+    card.name = str(name).strip()
+    card.adaptation["data"].update(source=f"review archive: {source_name}", archive_source=source_name)
     _step(progress, 1, "Saving the adapted model")
     save_model(model, card, folder)
     recorded = guarded_record(store, run_decision(card, folder, reviewer), reviewer)
@@ -108,9 +108,9 @@ def _step(progress: ProgressFn | None, done: int, label: str) -> None:
         progress(done, 2, label)
 
 
-def recall_table(card: dict[str, Any]) -> pd.DataFrame:
+def recall_table(card: ModelCard) -> pd.DataFrame:
     """Per class: cells adapted on, and cross-validated recall before/after (the page's table)."""
-    info = card["adaptation"]
+    info = card.adaptation
     cv = info.get("cross_validation") or {}
     counts = (info.get("data") or {}).get("class_counts") or {}
     before = (cv.get("before") or {}).get("per_class_recall", {})

@@ -17,6 +17,7 @@ from bloodcell_core.audit.base import AuditContext, AuditSettings
 from bloodcell_core.audit.registry import CHECKS
 from bloodcell_core.data.datasets import Dataset
 from bloodcell_core.errors import BloodcellError
+from bloodcell_core.models.card import ModelCard
 from bloodcell_core.paths import data_dir
 from bloodcell_core.progress import ProgressFn
 
@@ -71,7 +72,7 @@ def model_key(predictor: Predictor | None) -> str:
     """Short file-name-safe identity of a model: its name plus a hash of its card."""
     if predictor is None:
         return "nomodel"
-    card = json.dumps(predictor.card, sort_keys=True, default=str)
+    card = json.dumps(ModelCard.of(predictor.card).to_json(), sort_keys=True, default=str)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", predictor.name)[:40]
     return f"{name}-{hashlib.sha256(card.encode()).hexdigest()[:8]}"
 

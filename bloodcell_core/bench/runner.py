@@ -21,6 +21,7 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image
 
+from bloodcell_core.models.card import ModelCard
 from bloodcell_core.paths import PROJECT_ROOT, SHARED_DEV_DATA
 from bloodcell_core.progress import ProgressFn
 
@@ -274,7 +275,7 @@ def bench_review_scores(predictor: Any, images: list[np.ndarray], repeats: int) 
     features = predictor.run_prepared(predictor.prepare_batch(images[:1]))[1]
     predictions = predictor.predict_images(images[:20])
     seconds = time_calls(lambda i: (scorer(features), predictor.batch_shift(predictions[:1])), repeats)
-    return {"score": predictor.policy.get("ood_score", "cosine"), **latency_stats(seconds)}
+    return {"score": predictor.policy.ood_score or "cosine", **latency_stats(seconds)}
 
 
 def bench_adapt(predictor: Any, files: list[Path], model_dir: Path) -> dict[str, Any]:
@@ -297,7 +298,7 @@ def bench_adapt(predictor: Any, files: list[Path], model_dir: Path) -> dict[str,
         _model, card = adapt(predictor, dataset, None, parent_dir=model_dir)
     except BloodcellError as error:
         return {"status": "skipped", "reason": f"adapt refused: {error}"}
-    home = card["adaptation"].get("home_check")
+    home = card.adaptation.get("home_check")
     return {"n_images": len(known), "seconds": time.perf_counter() - started,
             "home_check_images": None if home is None else home["n_images"]}
 
@@ -354,11 +355,12 @@ def ratios(default: dict[str, Any], baseline: dict[str, Any]) -> dict[str, float
     }
 
 
-def validation_accuracy(card: dict[str, Any]) -> dict[str, Any]:
+def validation_accuracy(card: ModelCard | dict[str, Any]) -> dict[str, Any]:
     """The default model's validation figures as its card states them."""
-    validation = card.get("validation") or {}
+    card = ModelCard.of(card)
+    validation = card.validation
     return {"accuracy": validation.get("accuracy"), "balanced_accuracy": validation.get("balanced_accuracy"),
-            "n_images": validation.get("n_images"), "card_name": card.get("name")}
+            "n_images": validation.get("n_images"), "card_name": card.name}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -466,7 +468,7 @@ def _assemble(settings: BenchSettings, predictor: Any, model_dir: Path, data: _D
         "settings": {**settings.to_dict(), "model_dir": display_path(model_dir),
                      "data_dir": display_path(data.root) if data.source == "real" else None},
         "model": {"dir": display_path(model_dir), "name": predictor.name,
-                  "architecture": predictor.card.get("architecture"), "crop_size": predictor.crop_size,
+                  "architecture": predictor.card.architecture, "crop_size": predictor.crop_size,
                   "parameters": default["parameters"], "validation": validation_accuracy(predictor.card)},
         "data": {"source": data.source, "sample_images": n_images,
                  "root": display_path(data.root) if data.source == "real" else "generated (temporary)"},

@@ -12,6 +12,7 @@ a field is written back when the card had it or when it now differs from its def
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -40,19 +41,27 @@ def parse_views(text: str | list[str] | tuple[str, ...] | None) -> tuple[str, ..
 
 # -- checking a JSON value against a field's kind -------------------------------------------------------------
 
+# numbers' ABCs, not int/float: an in-memory card may hold numpy scalars (numpy registers them there).
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_strings(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and all(isinstance(s, str) for s in value)
 
 
 _KINDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "str": ("a string", lambda v: isinstance(v, str)),
-    "int": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "int": ("an integer", _is_int),
     "number": ("a number", _is_number),
-    "strings": ("a list of strings", lambda v: isinstance(v, list) and all(isinstance(s, str) for s in v)),
-    "list": ("a list", lambda v: isinstance(v, list)),
-    "dict": ("an object", lambda v: isinstance(v, dict)),
-    "views": ("a list of view names or a comma-separated string",
-              lambda v: isinstance(v, str) or (isinstance(v, list) and all(isinstance(s, str) for s in v))),
+    "strings": ("a list of strings", _is_strings),
+    "list": ("a list", lambda v: isinstance(v, (list, tuple))),
+    "dict": ("an object", lambda v: isinstance(v, Mapping)),
+    "views": ("a list of view names or a comma-separated string", lambda v: isinstance(v, str) or _is_strings(v)),
 }
 
 
@@ -169,6 +178,8 @@ class ReviewPolicy(CardSection):
     ood_density: dict[str, Any] | None = _typed("dict")  # feature statistics (inference.feature_density)
     ood_centroids: list[Any] | None = _typed("list")  # older cards: class centroids for a cosine distance
     batch_shift: dict[str, Any] | None = _typed("dict")
+    validation_coverage: float | None = _typed("number")
+    validation_accuracy_accepted: float | None = _typed("number")
     rule: str | None = _typed("str")
 
 
@@ -189,10 +200,6 @@ class TrainingData(CardSection):
     n_validation: int | None = _typed("int")
     class_counts: dict[str, int] = _typed("dict", factory=dict)
     sources: list[dict[str, Any]] = _typed("list", factory=list)
-
-    def source_entries(self) -> list[dict[str, Any]]:
-        """Each training source's entry (a single-source card: the section itself)."""
-        return list(self.sources) or ([self.to_json()] if self.source or self.fingerprint else [])
 
 
 @dataclass

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bloodcell_core.errors import BloodcellError, ModelLoadError, one_line
-from bloodcell_core.models.card import REQUIRED_CARD_KEYS, ModelCard
+from bloodcell_core.models.card import ModelCard
 from bloodcell_core.outputs import OutputError, ensure_folder, output_folder, write_text
 from bloodcell_core.paths import default_model_dir, model_search_dirs
 

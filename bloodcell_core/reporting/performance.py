@@ -13,7 +13,7 @@ import pandas as pd
 
 from bloodcell_core.data.datasets import Dataset
 from bloodcell_core.data.sampling import stratified_sample
-from bloodcell_core.models.card import NO_TTA, card_views
+from bloodcell_core.models.card import NO_TTA, ModelCard
 
 if TYPE_CHECKING:  # type hints only: sklearn stays out of the Home page's imports
     from bloodcell_core.evaluation.evaluate import Evaluation
@@ -98,56 +98,59 @@ def _percent(value: Any) -> str:
     return f"{value:.1%}" if isinstance(value, (int, float)) else "n/a"
 
 
-def card_overview(card: Mapping[str, Any]) -> dict[str, str]:
+def _unknown(value: Any, text: str) -> str:
+    return text if value is None else str(value)
+
+
+def card_overview(card: ModelCard | Mapping[str, Any]) -> dict[str, str]:
     """What a reader needs to know about a model, from its card, as display strings."""
-    data = card.get("data", {}) or {}
-    review = card.get("review", {}) or {}
-    training = card.get("training", {}) or {}
-    sources = data.get("sources") or [data]
+    card = ModelCard.of(card)
+    review = card.review
+    sources = card.data.sources or [card.data.to_json()]
     trained_on = " + ".join(f"{Path(str(s.get('source', 'unknown'))).name}"
                             + (f" ({int(s['n_images']):,} images)" if s.get("n_images") else "") for s in sources)
     overview = {
-        "Name": str(card.get("name", "unnamed model")),
-        "Architecture": str(card.get("architecture", "?")),
-        "Classes": ", ".join(card.get("classes", [])),
-        "Input size": f"{card.get('input_size', '?')} px (crop {card.get('crop_size', '?')} px)",
+        "Name": _unknown(card.name, "unnamed model"),
+        "Architecture": _unknown(card.architecture, "?"),
+        "Classes": ", ".join(card.classes),
+        "Input size": f"{_unknown(card.input_size, '?')} px (crop {_unknown(card.crop_size, '?')} px)",
         "Trained on": trained_on,
-        "Created": str(card.get("created", "unknown")),
+        "Created": _unknown(card.created, "unknown"),
     }
-    if training.get("seconds") is not None:
-        overview["Training time"] = f"{float(training['seconds']) / 60:.1f} min"
-    if review.get("confidence_threshold") is not None:
+    if card.training.get("seconds") is not None:
+        overview["Training time"] = f"{float(card.training['seconds']) / 60:.1f} min"
+    if review.confidence_threshold is not None:
         overview["Needs-review threshold"] = (
-            f"confidence < {float(review['confidence_threshold']):.3f} "
-            f"(validation coverage {_percent(review.get('validation_coverage'))}, accuracy of accepted "
-            f"{_percent(review.get('validation_accuracy_accepted'))})")
+            f"confidence < {float(review.confidence_threshold):.3f} "
+            f"(validation coverage {_percent(review.validation_coverage)}, accuracy of accepted "
+            f"{_percent(review.validation_accuracy_accepted)})")
     overview.update(_serving_and_stress_rows(card))
     return overview
 
 
-def _serving_and_stress_rows(card: Mapping[str, Any]) -> dict[str, str]:
+def _serving_and_stress_rows(card: ModelCard) -> dict[str, str]:
     """How the model predicts (test-time views, temperature) and what its stress tests measured."""
     rows: dict[str, str] = {}
-    views = card_views(card)
-    temperature = (card.get("calibration") or {}).get("temperature")
+    views = card.views
+    temperature = card.calibration.temperature
     serving = "one pass" if views == NO_TTA else f"averaged over {len(views)} views ({', '.join(views)})"
     if temperature is not None:
         serving += f"; temperature {float(temperature):.3f}"
     rows["Prediction"] = serving
-    robustness = card.get("robustness") or {}
+    robustness = card.robustness
     if robustness.get("mean_corrupted_balanced_accuracy") is not None:
         rows["Corruption robustness"] = (
             f"mean balanced accuracy {_percent(robustness['mean_corrupted_balanced_accuracy'])} over the "
             f"MedMNIST-C blood suite (clean {_percent(robustness.get('clean_balanced_accuracy'))}, "
             f"{robustness.get('n_images', '?')} images)")
-    conditions = (card.get("shift_bench") or {}).get("conditions") or {}
+    conditions = card.shift_bench.get("conditions") or {}
     shifted = {k: v for k, v in conditions.items() if k != "clean" and v.get("accuracy") is not None}
     if shifted:
         worst = min(shifted, key=lambda k: shifted[k]["accuracy"])
         rows["Synthetic shifts"] = (f"accuracy {_percent(conditions.get('clean', {}).get('accuracy'))} clean; "
                                     f"worst {worst.replace('_', ' ')} {_percent(shifted[worst]['accuracy'])}")
     rows.update(_other_laboratory_rows(card))
-    adaptation = card.get("adaptation") or {}
+    adaptation = card.adaptation
     if adaptation:
         cv = adaptation.get("cross_validation") or {}
         rows["Adapted"] = (f"from {adaptation.get('parent', {}).get('name')} on "
@@ -157,9 +160,9 @@ def _serving_and_stress_rows(card: Mapping[str, Any]) -> dict[str, str]:
     return rows
 
 
-def _other_laboratory_rows(card: Mapping[str, Any]) -> dict[str, str]:
+def _other_laboratory_rows(card: ModelCard) -> dict[str, str]:
     """One row per other laboratory the card's ``crosslab`` entry measured (seen in training or not)."""
-    labs = (card.get("crosslab") or {}).get("datasets") or {}
+    labs = card.crosslab.get("datasets") or {}
     rows = {}
     for name, lab in labs.items():
         seen = "seen in training" if lab.get("seen_in_training") else "never seen in training"
@@ -170,7 +173,7 @@ def _other_laboratory_rows(card: Mapping[str, Any]) -> dict[str, str]:
     return rows
 
 
-def card_validation(card: Mapping[str, Any]) -> dict[str, float | None]:
+def card_validation(card: ModelCard | Mapping[str, Any]) -> dict[str, float | None]:
     """Headline validation metrics recorded on the card (empty when it has none)."""
-    validation = card.get("validation") or {}
+    validation = ModelCard.of(card).validation
     return headline(validation) if validation else {}

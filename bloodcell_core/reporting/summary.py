@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from html import escape
 from typing import Any
 
+from bloodcell_core.models.card import ModelCard
 from bloodcell_core.reporting.batch import ClassifiedImage, differential_count
 
 STYLE = """
@@ -67,17 +68,17 @@ def _errors_section(errors: Sequence[str]) -> str:
     return f"<h2>Files not analysed</h2><ul>{items}</ul>"
 
 
-def summary_html(images: Sequence[ClassifiedImage], classes: Sequence[str], card: Mapping[str, Any],
+def summary_html(images: Sequence[ClassifiedImage], classes: Sequence[str], card: ModelCard | Mapping[str, Any],
                  reviewer: str | None, errors: Sequence[str] = (), when: datetime | None = None,
                  warning: str | None = None) -> str:
     """A printable HTML summary: date, model, reviewer, differential count, every image, bad files.
 
     ``warning`` (the batch-shift warning) is printed above everything else."""
     when = when or datetime.now(timezone.utc)
+    card = ModelCard.of(card)
     flagged = sum(image.prediction.needs_review for image in images)
     meta = [("Date", when.strftime("%Y-%m-%d %H:%M %Z").strip()),
-            ("Model", f"{card.get('name', 'model')} ({card.get('architecture', '?')}, "
-                      f"created {card.get('created', 'unknown')})"),
+            ("Model", f"{card.name or 'model'} ({card.architecture or '?'}, created {card.created or 'unknown'})"),
             ("Reviewer", reviewer or "not signed in"),
             ("Images", f"{len(images)} analysed, {flagged} flagged needs review, {len(errors)} not readable")]
     meta_rows = "".join(f"<tr><td><b>{escape(k)}</b></td><td>{escape(v)}</td></tr>" for k, v in meta)

@@ -19,6 +19,7 @@ from bloodcell_core.data.sampling import stratified_sample
 from bloodcell_core.data.subsets import held_out_split, labels_in_classes, load_images
 from bloodcell_core.errors import BloodcellError, DatasetError
 from bloodcell_core.evaluation.metrics import balanced_accuracy
+from bloodcell_core.models.card import ModelCard
 from bloodcell_core.progress import ProgressFn
 from bloodcell_core.robustness.corruptions import (CORRUPTIONS, GAUSSIAN_NOISE, GAUSSIAN_SIGMAS, SEVERITIES,
                                                    corrupt_item, derived_seed)
@@ -61,7 +62,7 @@ def classification_scores(y_true: np.ndarray, y_pred: np.ndarray, classes: Seque
 
 def _run_facts(predictor: Any, data: dict[str, Any], seed: int) -> dict[str, Any]:
     """The first keys of both benchmark reports: which model, classes and images, which seed."""
-    return {"model": predictor.card.get("name"), "classes": list(predictor.classes), "n_images": len(data["images"]),
+    return {"model": ModelCard.of(predictor.card).name, "classes": list(predictor.classes), "n_images": len(data["images"]),
             "n_excluded_unknown_class": data["n_excluded_unknown_class"], "n_unreadable": data["n_unreadable"],
             "seed": int(seed)}
 

@@ -100,7 +100,7 @@ def shift_summary(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _held_out_rule(args: argparse.Namespace, dataset: Any, card: dict[str, Any]) -> Any:
+def _held_out_rule(args: argparse.Namespace, dataset: Any, card: Any) -> Any:
     """``--held-out-only`` and the training-overlap warning (stderr).  The shift bench already
     scores the card's held-out images of a training source, so it warns only when there are none."""
     import sys

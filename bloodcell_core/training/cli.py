@@ -96,9 +96,9 @@ def run(args: argparse.Namespace) -> int:
     save_run(run_dir, settings)
     model, card = train(datasets, config, settings["command"], tqdm_progress(), run_dir=run_dir)
     out = save_model(model, card, settings["out"])
-    val = card["validation"]
-    resumed = card["training"].get("resumed")
+    val = card.validation
+    resumed = card.training.get("resumed")
     print(f"saved {out}: validation accuracy {val['accuracy']:.4f}, balanced {val['balanced_accuracy']:.4f}, "
-          f"{card['training']['seconds']:.0f} s" + (f" (resumed at epoch {resumed.get('from_epoch')})"
+          f"{card.training['seconds']:.0f} s" + (f" (resumed at epoch {resumed.get('from_epoch')})"
                                                       if resumed else ""))
     return 0

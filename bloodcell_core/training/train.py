@@ -17,6 +17,7 @@ from bloodcell_core.data.duplicates import NEAR_DUPLICATE_HAMMING, duplicate_gro
 from bloodcell_core.data.sampling import stratified_sample
 from bloodcell_core.errors import DatasetError
 from bloodcell_core.evaluation.metrics import classification_report, coverage_curve
+from bloodcell_core.models.card import ModelCard
 from bloodcell_core.preprocess.localise import CROP_FACTOR
 from bloodcell_core.progress import ProgressFn
 from bloodcell_core.training.prepare import PreparedData, concatenate_prepared, prepare_arrays
@@ -168,7 +169,7 @@ def _set_backbone_trainable(model, fraction: float | None) -> None:
 
 def train(datasets: Dataset | list[Dataset], config: TrainConfig, command: str = "",
           progress: ProgressFn | None = None, run_dir: str | Path | None = None,
-          callbacks: list | None = None) -> tuple[Any, dict[str, Any]]:
+          callbacks: list | None = None) -> tuple[Any, ModelCard]:
     """Train a model on one or several labelled sources; returns (keras model, model card).
 
     With ``run_dir`` the run keeps epoch checkpoints in ``run_dir/checkpoint`` (see
@@ -216,11 +217,11 @@ def train(datasets: Dataset | list[Dataset], config: TrainConfig, command: str =
     recalibration = _recalibrate(model, prepared, train_idx, onehot, sample_weights, val_data, config)
     card = _make_card(model, dataset, prepared, config, train_idx, val_idx, histories, command,
                       time.time() - started, (sources, source_index))
-    card["training"]["batchnorm_recalibration"] = recalibration
+    card.training["batchnorm_recalibration"] = recalibration
     if checkpoints is not None and checkpoints.resumed:
-        card["training"]["resumed"] = checkpoints.resumed
+        card.training["resumed"] = checkpoints.resumed
     if parent is not None:
-        card["training"]["initialised_from"] = parent
+        card.training["initialised_from"] = parent
     return model, card
 
 
@@ -266,7 +267,7 @@ def _parent_validation(config: TrainConfig, sources: list[Dataset],
     from bloodcell_core.models.store import read_card
 
     card = read_card(config.init_model)
-    listed = card.get("validation_items") or []
+    listed = card.validation_items
     kept: dict[int, np.ndarray] = {}
     offsets = np.concatenate([[0], np.cumsum([len(d) for d in sources])])
     for number, source in enumerate(sources):
@@ -326,13 +327,13 @@ def _initial_model(config: TrainConfig, classes: list[str], crop_size: int) -> t
     from bloodcell_core.models.store import load_model
 
     model, card = load_model(config.init_model)
-    if list(card["classes"]) != list(classes):
-        raise BloodcellError(f"{config.init_model}: its classes {card['classes']} differ from the data's {classes}")
-    if int(card["crop_size"]) != crop_size or card.get("architecture") != config.arch:
-        raise BloodcellError(f"{config.init_model}: a {card.get('architecture')} model on {card['crop_size']} px "
+    if list(card.classes) != list(classes):
+        raise BloodcellError(f"{config.init_model}: its classes {card.classes} differ from the data's {classes}")
+    if card.crop_size != crop_size or card.architecture != config.arch:
+        raise BloodcellError(f"{config.init_model}: a {card.architecture} model on {card.crop_size} px "
                              f"crops; this run asks for {config.arch} on {crop_size} px (set --arch/--input-size)")
-    return model, {"name": card.get("name"), "command": card.get("command"), "created": card.get("created"),
-                   "data_fingerprint": card.get("data", {}).get("fingerprint")}
+    return model, {"name": card.name, "command": card.command, "created": card.created,
+                   "data_fingerprint": card.data.fingerprint}
 
 
 def _recalibrate(model, prepared: PreparedData, train_idx, onehot, sample_weights, val_data,
@@ -369,64 +370,82 @@ def _history_summary(histories: list[dict[str, list[float]]]) -> dict[str, Any]:
 
 def _make_card(model, dataset: Dataset, prepared: PreparedData, config: TrainConfig, train_idx, val_idx,
                histories, command: str, seconds: float,
-               sourcing: tuple[list[Dataset], np.ndarray]) -> dict[str, Any]:
+               sourcing: tuple[list[Dataset], np.ndarray]) -> ModelCard:
     """The model card. ``sourcing`` is (training sources, source number of every image)."""
-    from bloodcell_core.evaluation.calibration import apply_temperature, calibrate
-    from bloodcell_core.inference.predictor import Predictor
-    from bloodcell_core.inference.review_flags import fit_review_policy
-    from bloodcell_core.inference.tta import parse_views
     from bloodcell_core.models.store import package_versions
 
-    crop_size = prepared.crops.shape[1]
-    inference = {"tta": list(parse_views(config.tta))}
-    probe = Predictor.from_model(model, dataset.classes, {"inference": inference})
-    val_images = prepared.crops[val_idx].astype(np.float32)
-    raw_probabilities, features = probe.run_prepared(val_images)
-    labels = dataset.labels[val_idx]
-    calibration = calibrate(raw_probabilities, labels, config.seed)
-    probabilities = apply_temperature(raw_probabilities, calibration["temperature"])
-    report = classification_report(probabilities, labels, dataset.classes)
-    confidence = probabilities.max(axis=1)
-    report["coverage_curve"] = coverage_curve(confidence, probabilities.argmax(axis=1) == labels)
-    shifted = {}
-    for v in range(prepared.variants.shape[1]):  # accuracy only: the temperature can't change it
-        shifted_probs, _ = probe.run_prepared(prepared.variants[val_idx, v].astype(np.float32))
-        kind = "domain_shift" if v < config.domain_variants else "corruption"
-        summary = classification_report(shifted_probs, labels, dataset.classes)
-        shifted[f"{kind}_{v}"] = {"accuracy": summary["accuracy"], "balanced_accuracy": summary["balanced_accuracy"]}
-    counts = np.bincount(dataset.labels, minlength=len(dataset.classes))
-    sources, source_index = sourcing
-    credit = PBC_CREDIT + ("" if len(sources) < 2 else " Also trained on: "
-                           + ", ".join(Path(d.source).name for d in sources[1:]) + " (cite their authors).")
-    return {
+    return ModelCard.from_json({
         "name": Path(dataset.source).name + f"-{config.arch}-{config.input_size}px",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "classes": dataset.classes,
         "input_size": config.input_size,
-        "crop_size": crop_size,
+        "crop_size": prepared.crops.shape[1],
         "architecture": config.arch,
         "parameters": int(model.count_params()),
         "preprocessing": {"localisation": "stained-nucleus crop (bloodcell_core.preprocess.localise)",
                           "crop_factor": CROP_FACTOR, "scaling": "inside the model (0..255 input)"},
         "config": asdict(config),
         "command": command,
-        "data": {"source": dataset.source, "fingerprint": dataset.fingerprint(), "n_images": len(dataset),
-                 "class_counts": dict(zip(dataset.classes, counts.tolist())),
-                 "n_train": int(len(train_idx)), "n_validation": int(len(val_idx)),
-                 "unreadable": int((~prepared.readable).sum()),
-                 "localisation_found_rate": float(prepared.localised[prepared.readable].mean()),
-                 "split": ("stratified, grouped by exact/near duplicates "
-                           f"(pHash Hamming <= {NEAR_DUPLICATE_HAMMING})"),
-                 "sources": _source_summaries(sources, source_index, train_idx, val_idx)},
-        "calibration": calibration,
-        "inference": inference,
-        "validation": report,
-        "validation_by_source": _validation_by_source(probabilities, labels, source_index[val_idx], sources,
-                                                      dataset.classes),
-        "validation_shifted": shifted,
-        "review": fit_review_policy(probabilities, labels, features, len(dataset.classes)),
-        "validation_items": [dataset.items[i] for i in val_idx],
+        "data": _data_section(dataset, prepared, train_idx, val_idx, sourcing),
+        **_validation_sections(model, dataset, prepared, config, val_idx, sourcing),
         "training": {"seconds": round(seconds, 1), **_history_summary(histories)},
         "versions": package_versions(),
-        "credit": credit,
-    }
+        "credit": _credit(sourcing[0]),
+    })
+
+
+def _data_section(dataset: Dataset, prepared: PreparedData, train_idx, val_idx,
+                  sourcing: tuple[list[Dataset], np.ndarray]) -> dict[str, Any]:
+    """The card's ``data``: what was trained on, how it was split, and each source's share."""
+    counts = np.bincount(dataset.labels, minlength=len(dataset.classes))
+    return {"source": dataset.source, "fingerprint": dataset.fingerprint(), "n_images": len(dataset),
+            "class_counts": dict(zip(dataset.classes, counts.tolist())),
+            "n_train": int(len(train_idx)), "n_validation": int(len(val_idx)),
+            "unreadable": int((~prepared.readable).sum()),
+            "localisation_found_rate": float(prepared.localised[prepared.readable].mean()),
+            "split": f"stratified, grouped by exact/near duplicates (pHash Hamming <= {NEAR_DUPLICATE_HAMMING})",
+            "sources": _source_summaries(*sourcing, train_idx, val_idx)}
+
+
+def _validation_sections(model, dataset: Dataset, prepared: PreparedData, config: TrainConfig, val_idx,
+                         sourcing: tuple[list[Dataset], np.ndarray]) -> dict[str, Any]:
+    """The card's sections measured on the held-out images: calibration, inference (test-time views),
+    validation reports (overall, per source, under shift), review policy and the held-out items."""
+    from bloodcell_core.evaluation.calibration import apply_temperature, calibrate
+    from bloodcell_core.inference.predictor import Predictor
+    from bloodcell_core.inference.review_flags import fit_review_policy
+    from bloodcell_core.inference.tta import parse_views
+
+    inference = {"tta": list(parse_views(config.tta))}
+    probe = Predictor.from_model(model, dataset.classes, {"inference": inference})
+    raw_probabilities, features = probe.run_prepared(prepared.crops[val_idx].astype(np.float32))
+    labels = dataset.labels[val_idx]
+    calibration = calibrate(raw_probabilities, labels, config.seed)
+    probabilities = apply_temperature(raw_probabilities, calibration["temperature"])
+    report = classification_report(probabilities, labels, dataset.classes)
+    report["coverage_curve"] = coverage_curve(probabilities.max(axis=1), probabilities.argmax(axis=1) == labels)
+    sources, source_index = sourcing
+    return {"calibration": calibration, "inference": inference, "validation": report,
+            "validation_by_source": _validation_by_source(probabilities, labels, source_index[val_idx], sources,
+                                                          dataset.classes),
+            "validation_shifted": _shifted_accuracy(probe, prepared, config, val_idx, labels, dataset.classes),
+            "review": fit_review_policy(probabilities, labels, features, len(dataset.classes)),
+            "validation_items": [dataset.items[i] for i in val_idx]}
+
+
+def _shifted_accuracy(probe, prepared: PreparedData, config: TrainConfig, val_idx, labels: np.ndarray,
+                      classes: list[str]) -> dict[str, Any]:
+    """Accuracy on the held-out images' domain-shift and corruption variants (the temperature can't change it)."""
+    shifted = {}
+    for v in range(prepared.variants.shape[1]):
+        shifted_probs, _ = probe.run_prepared(prepared.variants[val_idx, v].astype(np.float32))
+        kind = "domain_shift" if v < config.domain_variants else "corruption"
+        summary = classification_report(shifted_probs, labels, classes)
+        shifted[f"{kind}_{v}"] = {"accuracy": summary["accuracy"], "balanced_accuracy": summary["balanced_accuracy"]}
+    return shifted
+
+
+def _credit(sources: list[Dataset]) -> str:
+    """The dataset credit: PBC's, plus every further training source by name."""
+    return PBC_CREDIT + ("" if len(sources) < 2 else " Also trained on: "
+                         + ", ".join(Path(d.source).name for d in sources[1:]) + " (cite their authors).")
