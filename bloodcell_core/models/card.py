@@ -87,6 +87,14 @@ def _default(spec: dataclasses.Field) -> Any:
     return spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
 
 
+def _is_default(value: Any, spec: dataclasses.Field) -> bool:
+    """Whether ``value`` is the field's default (``is None`` first: an in-memory value may be an array)."""
+    default = _default(spec)
+    if default is None or value is None:
+        return value is default
+    return type(value) is type(default) and value == default
+
+
 def _checked(spec: dataclasses.Field, value: Any, where: str) -> Any:
     kind = spec.metadata["kind"]
     if kind == "section":
@@ -133,7 +141,7 @@ class CardSection:
         for key in dict.fromkeys([*self._keys, *specs, *self.extra]):
             if key in specs:
                 value = getattr(self, key)
-                if key in self._keys or value != _default(specs[key]):
+                if key in self._keys or not _is_default(value, specs[key]):
                     out[key] = value.to_json() if isinstance(value, CardSection) else value
             elif key in self.extra:
                 out[key] = self.extra[key]
