@@ -52,7 +52,7 @@ def test_policy_records_the_batch_threshold_from_clean_batches(calibrated_predic
     assert policy.ood_score == "mahalanobis"
     fitted = policy.batch_shift
     assert fitted["n_batches"] == 100 and fitted["clean_trigger_rate"] <= 0.05
-    assert policy.extra["validation_flagged"] <= 0.10 + 1e-9
+    assert policy.validation_flagged <= 0.10 + 1e-9
 
 
 def test_shifted_batch_is_detected_and_clean_batch_is_not(calibrated_predictor: Predictor) -> None:
@@ -108,7 +108,7 @@ def test_calibrate_reads_only_the_calibration_dataset(tmp_path, monkeypatch, cal
     assert main(["calibrate", str(calibration), "--model", str(model_dir)]) == 0
     assert read and all(path.startswith(str(calibration)) for path in read)
     review = read_card(model_dir).review
-    assert review.extra["n_calibration_images"] == 40 and review.batch_shift["n_batches"] == 100
+    assert review.n_calibration_images == 40 and review.batch_shift["n_batches"] == 100
 
 
 @pytest.fixture

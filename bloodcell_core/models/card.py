@@ -186,7 +186,9 @@ class ReviewPolicy(CardSection):
     ood_density: dict[str, Any] | None = _typed("dict")  # feature statistics (inference.feature_density)
     ood_centroids: list[Any] | None = _typed("list")  # older cards: class centroids for a cosine distance
     batch_shift: dict[str, Any] | None = _typed("dict")
+    n_calibration_images: int | None = _typed("int")
     validation_coverage: float | None = _typed("number")
+    validation_flagged: float | None = _typed("number")
     validation_accuracy_accepted: float | None = _typed("number")
     rule: str | None = _typed("str")
 

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from bloodcell_core.evaluation.cli import add_held_out_argument
+from bloodcell_core.models.card import ModelCard
 
 ROBUSTNESS_DEFAULT_MAX = 1000  # 62 corrupted copies of each image: keep CPU runs to minutes
 SHIFT_DEFAULT_MAX = 2000
@@ -100,7 +101,7 @@ def shift_summary(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _held_out_rule(args: argparse.Namespace, dataset: Any, card: Any) -> Any:
+def _held_out_rule(args: argparse.Namespace, dataset: Any, card: ModelCard) -> Any:
     """``--held-out-only`` and the training-overlap warning (stderr).  The shift bench already
     scores the card's held-out images of a training source, so it warns only when there are none."""
     import sys
