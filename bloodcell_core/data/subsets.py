@@ -76,14 +76,25 @@ def _resolved(path: str) -> set[Path]:
     return {raw.resolve(), (PROJECT_ROOT / raw).resolve()}
 
 
-def is_training_source(card: Mapping[str, Any], dataset: Dataset) -> bool:
-    """True when ``dataset`` is one of the card's training sources: same fingerprint or same path."""
-    sources = _card_sources(card)
+def _is_among(sources: Sequence[Mapping[str, Any]], dataset: Dataset) -> bool:
     fingerprints = {str(s["fingerprint"]) for s in sources if s.get("fingerprint")}
     if fingerprints and dataset.fingerprint() in fingerprints:
         return True
     here = Path(dataset.source).resolve()
     return any(here in _resolved(str(s["source"])) for s in sources if s.get("source"))
+
+
+def is_training_source(card: Mapping[str, Any], dataset: Dataset) -> bool:
+    """True when ``dataset`` is one of the card's training sources: same fingerprint or same path."""
+    return _is_among(_card_sources(card), dataset)
+
+
+def is_home_source(card: Mapping[str, Any], dataset: Dataset) -> bool:
+    """True when ``dataset`` is the model's home laboratory: its first (or only) training source,
+    the one its validation and review thresholds rest on."""
+    data = card.get("data") or {}
+    nested = [s for s in data.get("sources") or [] if isinstance(s, Mapping)]
+    return _is_among(nested[:1] or [data], dataset)
 
 
 def seen_in_training(card: Mapping[str, Any], dataset: Dataset) -> bool:
