@@ -29,10 +29,10 @@ from bloodcell_core.data.datasets import Dataset
 from bloodcell_core.errors import BloodcellError
 from bloodcell_core.inference.predictor import Predictor
 from bloodcell_core.reporting.performance import sample_dataset
-from bloodcell_core.review.auth import current_reviewer
 from bloodcell_core.review.store import Decision
 from dashboard import state
 from dashboard.datasets import data_root_picker, dataset_label, open_dataset
+from dashboard.sign_in import current_reviewer
 
 # Model checks on 2,000 images: 13.5 s with the compact model on the 2-core CPU (measured); the whole
 # 13,520-image duplicate check: 8.2 s, then 0.2 s from the disk cache.
