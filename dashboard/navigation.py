@@ -22,6 +22,11 @@ class PageEntry:
     def path(self) -> str:
         return f"pages/{self.filename}"
 
+    @property
+    def url_path(self) -> str:
+        """The page's URL path: Streamlit names it after the file (``classify.py``: ``/classify``)."""
+        return Path(self.filename).stem
+
 
 PAGES: tuple[PageEntry, ...] = (
     PageEntry("home.py", "Home", ":material/home:", "Clinician", ""),

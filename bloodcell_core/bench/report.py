@@ -307,7 +307,7 @@ HOW_MEASURED = [
     "- The audit figure is `load_dataset` + `hash_dataset` (file read and decode included) + exact and "
     "near-duplicate search from `bloodcell_core.audit`.",
     "- The app is started with `streamlit run app.py` on a free local port and driven by Playwright with headless "
-    "Chromium (see `bloodcell_core/bench/app_timing.py`); peak memory is the sum of VmHWM over the app's "
+    "Chromium (see `scripts/app_timing.py`); peak memory is the sum of VmHWM over the app's "
     "process tree.",
 ]
 
