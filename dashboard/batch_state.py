@@ -50,7 +50,8 @@ def show_kept_batch(count: int) -> None:
     left, right = st.columns([3, 1], vertical_alignment="center")
     left.info(f"Showing the batch of {count} image(s) kept from before the page was reloaded. "
               "Uploading files replaces it.", icon=":material/restore:")
-    right.button("Clear batch", key="classify_clear_batch", icon=":material/delete:", on_click=session_cookie.clear_batch)
+    right.button("Clear batch", key="classify_clear_batch", icon=":material/delete:",
+                 on_click=session_cookie.clear_batch)
 
 
 def decoded_uploads(files: list[tuple[str, bytes]], max_bytes: int) -> list[DecodedUpload]:
