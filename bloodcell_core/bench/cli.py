@@ -10,7 +10,8 @@ from bloodcell_core.cli_args import add_command, add_model_argument
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_command(
-        subparsers, "bench", run, help="measure latency, throughput, audit time and app responsiveness against the targets",
+        subparsers, "bench", run,
+        help="measure latency, throughput, audit time and app responsiveness against the targets",
         description="Times the default (or given) model, localisation, Grad-CAM, batch and end-to-end "
                     "throughput, the data audit's hashing and duplicate search, an EfficientNetB3 baseline "
                     "and the app in headless Chromium; writes benchmarks.md and benchmarks.json.")

@@ -17,7 +17,8 @@ from bloodcell_core.review.store import ACTIONS
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     hasher = add_command(
-        subparsers, "hash-password", run_hash_password, help="make a bcrypt password hash and a reviewer account for .streamlit/secrets.toml",
+        subparsers, "hash-password", run_hash_password,
+        help="make a bcrypt password hash and a reviewer account for .streamlit/secrets.toml",
         description="Reads a password (twice, not echoed), prints its salted bcrypt hash and a "
                     "[reviewers.<username>] section to paste into .streamlit/secrets.toml.")
     hasher.add_argument("--username", default="reviewer", help="account name in the snippet (default: reviewer)")
