@@ -1,7 +1,7 @@
 """The Classify page's batch, kept per session: what is uploaded (or kept from before a reload),
 each upload decoded once, each cell's gallery thumbnail made once.
 
-The batch itself is kept on disk for the session by :mod:`bloodcell_core.review.persistence`;
+The batch itself is kept on disk for the session by :mod:`dashboard.session_cookie`;
 the caches here live in ``st.session_state`` (page-prefixed keys) and are pruned by the page when
 images leave the batch.
 """
@@ -13,7 +13,7 @@ from bloodcell_core.data.images import content_hash
 from bloodcell_core.reporting.batch import ClassifiedImage
 from bloodcell_core.reporting.gallery import crop_thumbnail
 from bloodcell_core.reporting.uploads import DecodedUpload, decode_upload
-from bloodcell_core.review import persistence
+from dashboard import session_cookie
 
 UPLOADS_KEY = "classify_uploads"  # the uploader's widget key
 THUMBNAILS_KEY = "classify_thumbnails"  # {model key|image hash: data URI of the gallery thumbnail}
@@ -24,33 +24,34 @@ def current_batch(files: list | None) -> tuple[list[tuple[str, bytes]], bool]:
     """(the batch's (name, bytes), whether it is the one kept from before a reload or a page switch).
 
     The uploader's files are the batch, and are kept for the session (see
-    :mod:`bloodcell_core.review.persistence`); an uploader that is empty because the page was
+    :mod:`dashboard.session_cookie`); an uploader that is empty because the page was
     reloaded or left shows the kept batch (an uploader the reviewer emptied has cleared it).
     """
     if files:
         batch = [(f.name, f.getvalue()) for f in files]
-        persistence.keep_batch(batch)
+        session_cookie.keep_batch(batch)
         return batch, False
-    kept = persistence.kept_batch()
+    kept = session_cookie.kept_batch()
     return kept, bool(kept)
 
 
 def touch_session() -> None:
     """A run of the page's fragment is activity too (for the idle timeout)."""
-    persistence.touch_session()
+    session_cookie.touch_session()
 
 
 def uploads_changed() -> None:
     """The uploader's callback: the reviewer removing every file clears the kept batch too."""
     if not st.session_state.get(UPLOADS_KEY):
-        persistence.clear_batch()
+        session_cookie.clear_batch()
 
 
 def show_kept_batch(count: int) -> None:
     left, right = st.columns([3, 1], vertical_alignment="center")
     left.info(f"Showing the batch of {count} image(s) kept from before the page was reloaded. "
               "Uploading files replaces it.", icon=":material/restore:")
-    right.button("Clear batch", key="classify_clear_batch", icon=":material/delete:", on_click=persistence.clear_batch)
+    right.button("Clear batch", key="classify_clear_batch", icon=":material/delete:",
+                 on_click=session_cookie.clear_batch)
 
 
 def decoded_uploads(files: list[tuple[str, bytes]], max_bytes: int) -> list[DecodedUpload]:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from bloodcell_core.data.datasets import Dataset
-from bloodcell_core.data.subsets import is_training_source
+from bloodcell_core.data.subsets import is_home_source, seen_in_training
 from bloodcell_core.errors import BloodcellError, one_line
 from bloodcell_core.evaluation.crosslab import crosslab_section
 from bloodcell_core.models.card import ModelCard
@@ -27,8 +27,16 @@ RATE_COLUMNS = ("accuracy", "balanced accuracy", "flagged", "errors flagged", "c
 
 
 def other_laboratories(card: ModelCard, datasets: Mapping[str, Dataset]) -> dict[str, Dataset]:
-    """The datasets (by label) that are not one of the model's training sources."""
-    return {label: dataset for label, dataset in datasets.items() if not is_training_source(card, dataset)}
+    """The datasets (by label) other than the model's home laboratory; the ones it never trained on
+    first.  A laboratory that is a further training source is kept: it is scored on its held-out
+    images only and marked as seen."""
+    labs = {label: dataset for label, dataset in datasets.items() if not is_home_source(card, dataset)}
+    return dict(sorted(labs.items(), key=lambda pair: seen_in_training(card, pair[1])))
+
+
+def never_trained_on(card: ModelCard, labs: Mapping[str, Dataset]) -> list[str]:
+    """The labels of the laboratories the model never saw an image of (the fair test)."""
+    return [label for label, dataset in labs.items() if not seen_in_training(card, dataset)]
 
 
 def run_laboratories(datasets: Mapping[str, Dataset], predictor: Any, progress: ProgressFn | None = None
@@ -40,7 +48,8 @@ def run_laboratories(datasets: Mapping[str, Dataset], predictor: Any, progress: 
         step = None if progress is None else (
             lambda done, total, text, n=number: progress(done, total, f"Laboratory {n} of {len(datasets)}, {text}"))
         try:
-            sections[label] = crosslab_section(dataset, predictor, step)
+            sections[label] = crosslab_section(dataset, predictor, step,
+                                               held_out_only=seen_in_training(predictor.card, dataset))
         except BloodcellError as error:
             problems[label] = one_line(error)
     return sections, problems
@@ -53,9 +62,16 @@ def laboratories_frame(sections: Mapping[str, Mapping[str, Any]]) -> pd.DataFram
              "accuracy": section["accuracy"], "balanced accuracy": section["balanced_accuracy"],
              "flagged": section["flagged_fraction"], "errors flagged": section["errors_flagged"],
              "confident errors": section["confident_error_rate"],
-             "seen in training": "yes" if section["seen_in_training"] else "no"}
+             "seen in training": seen_text(section)}
             for label, section in sections.items()]
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+
+def seen_text(section: Mapping[str, Any]) -> str:
+    """'no', or 'yes' with whether only its held-out images were scored."""
+    if not section["seen_in_training"]:
+        return "no"
+    return "yes, held-out images only" if section.get("held_out_only") else "yes"
 
 
 def error_tiles(dataset: Dataset, predictor: Any, section: Mapping[str, Any], limit: int

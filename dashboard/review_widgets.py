@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,15 +25,16 @@ import streamlit as st
 
 from bloodcell_core.audit import AuditSettings, cached_audit
 from bloodcell_core.audit.review_queue import (FlaggedImage, QueueProgress, ReviewImage, hash_paths, item_decision,
-                                               record_decisions, report_paths)
+                                               pending_first, queue_progress, record_decisions, report_paths)
 from bloodcell_core.data.datasets import Dataset
 from bloodcell_core.errors import BloodcellError
 from bloodcell_core.inference.predictor import Predictor
+from bloodcell_core.progress import ProgressFn
 from bloodcell_core.reporting.performance import sample_dataset
-from bloodcell_core.review.auth import current_reviewer
 from bloodcell_core.review.store import Decision
 from dashboard import state
 from dashboard.datasets import data_root_picker, dataset_label, open_dataset
+from dashboard.sign_in import current_reviewer
 
 # Model checks on 2,000 images: 13.5 s with the compact model on the 2-core CPU (measured); the whole
 # 13,520-image duplicate check: 8.2 s, then 0.2 s from the disk cache.
@@ -110,9 +112,27 @@ def model_report(sample: Dataset, predictor: Predictor, model_dir: Path, setting
             return None
     prompt.empty()
     with state.progress_bar("Running the model checks") as progress:
-        report = cached_audit(sample, predictor, settings=settings, progress=progress)
+        report = cached_audit(sample, predictor, settings=settings, progress=progress,
+                              features=lambda: sample_features(sample, predictor, model_dir, progress)[:2])
     cache.put(key, report)
     return report
+
+
+def sample_features(sample: Dataset, predictor: Predictor, model_dir: Path, progress: ProgressFn | None = None,
+                    ) -> tuple[np.ndarray, np.ndarray, list[dict[str, str]]]:
+    """``Predictor.embed_dataset`` of the sample, once per model and sample: the model checks (whatever
+    their settings) and the Outliers map share it."""
+    cache = state.result_cache("review_sample_features", 2)
+    key = (state.model_key(model_dir), sample.source, sample.fingerprint())
+    cached = cache.get(key)
+    if cached is None:
+        if progress is not None:
+            cached = predictor.embed_dataset(sample, progress=progress)
+        else:
+            with state.progress_bar("Embedding images") as bar:
+                cached = predictor.embed_dataset(sample, progress=bar)
+        cache.put(key, cached)
+    return cached
 
 
 def report_hashes(dataset: Dataset, report: Mapping[str, Any]) -> dict[str, tuple[str | None, str | None]]:
@@ -312,3 +332,81 @@ def model_checks_header(prefix: str) -> tuple[Dataset, str, Dataset, Predictor, 
     st.caption(f"{state.md_escape(dataset_name)}: {len(dataset):,} images, {len(dataset.classes)} classes; "
                f"the model checks use {len(sample):,} of them. Model: {state.md_escape(predictor.name)}.")
     return dataset, dataset_name, sample, predictor, model_dir
+
+
+# -- the frame of a review page ---------------------------------------------------------------------
+
+def review_page(title: str, caption: str) -> state.Access:
+    """Sign-in (stops when this session may not view), then the page's title and what it is for."""
+    access = state.require_view()
+    st.title(title)
+    st.caption(caption)
+    return access
+
+
+def checked_report(sample: Dataset, predictor: Predictor, model_dir: Path, settings: AuditSettings, prefix: str,
+                   check: str) -> dict[str, Any] | None:
+    """:func:`model_report` with its problems shown; None unless ``check`` ran."""
+    report = model_report(sample, predictor, model_dir, settings, prefix)
+    if report is None:
+        return None
+    show_report_problems(report, (check,))
+    return report if check in report else None
+
+
+def queue_decisions(queue: Sequence[Any], dataset_name: str, access: state.Access, prefix: str, noun: str,
+                    none_found: str) -> dict[str, Decision] | None:
+    """The queue's latest decisions, with its progress, the sign-in note and the last click's outcome drawn;
+    None when the queue is empty (``none_found`` shown) or the review store is unavailable (error shown)."""
+    if not queue:
+        st.success(none_found)
+        return None
+    latest = latest_decisions(dataset_name)
+    if latest is None:
+        return None
+    show_progress(queue_progress(queue, latest), noun)
+    if access.reviewer is None:
+        st.info(access.reason, icon=":material/lock:")
+    show_message(prefix)
+    return latest
+
+
+@dataclass(frozen=True)
+class CheckedQueue:
+    """A model check's queue on the Outliers / Label issues page, and what drawing it needs."""
+
+    dataset_name: str
+    sample: Dataset
+    predictor: Predictor
+    model_dir: Path
+    queue: list[FlaggedImage]
+    latest: dict[str, Decision]
+
+
+def model_check_queue(access: state.Access, prefix: str, check: str, noun: str, none_found: str,
+                      settings: Callable[[], AuditSettings],
+                      to_queue: Callable[[Mapping[str, Any], Mapping[str, Any]], list[FlaggedImage]],
+                      ) -> CheckedQueue | None:
+    """Model, dataset and sample pickers, ``settings()``'s widgets, the check's report and its queue with
+    the latest decisions (see :func:`queue_decisions`); None when there is nothing to review."""
+    header = model_checks_header(prefix)
+    if header is None:
+        return None
+    _, dataset_name, sample, predictor, model_dir = header
+    report = checked_report(sample, predictor, model_dir, settings(), prefix, check)
+    if report is None:
+        return None
+    queue = to_queue(report, report_hashes(sample, report))
+    latest = queue_decisions(queue, dataset_name, access, prefix, noun, none_found)
+    return None if latest is None else CheckedQueue(dataset_name, sample, predictor, model_dir, queue, latest)
+
+
+def pending_entries(entries: Sequence[T], latest: Mapping[str, Decision], prefix: str, what: str,
+                    items: str = "images", container: Any = None) -> list[T]:
+    """The entries to show, undecided first (decided ones only when the toggle is on); empty: a note says
+    every ``what`` has been reviewed."""
+    show_decided = (container or st).toggle(f"Show decided {items}", key=f"{prefix}_show_decided")
+    shown = pending_first(entries, latest, show_decided)
+    if not shown:
+        st.success(f"Every {what} here has been reviewed. Turn on 'Show decided {items}' to see them.")
+    return shown

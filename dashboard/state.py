@@ -41,6 +41,7 @@ from bloodcell_core.paths import default_model_dir
 from bloodcell_core.progress import ProgressFn
 from bloodcell_core.review import auth
 from bloodcell_core.review.store import ReviewStore, default_database_url
+from dashboard import sign_in as sign_in_widgets
 
 if TYPE_CHECKING:  # TensorFlow-heavy: imported where first used, so the first page draws fast
     from bloodcell_core.explain.base import Explainer
@@ -234,7 +235,7 @@ def _record_refusal(identity: auth.Identity | None) -> str:
     if identity is not None:
         return f"{identity.display_name} may view but not record decisions (role: {identity.role})."
     try:
-        closed = auth.sign_in_mode(auth.app_secrets()) == "closed"
+        closed = auth.sign_in_mode(sign_in_widgets.app_secrets()) == "closed"
     except auth.AuthConfigError as error:
         return f"Sign-in is misconfigured: {error}"
     return auth.SIGN_IN_NOT_CONFIGURED if closed else "Sign in (sidebar) to record decisions."
@@ -274,9 +275,9 @@ def sign_in() -> Access:
     the page runs inside app.py's navigation (:func:`ensure_app_shell`).
     """
     ensure_app_shell()
-    identity = auth.sign_in_form("sidebar")
+    identity = sign_in_widgets.sign_in_form("sidebar")
     try:
-        may_view = identity is not None or auth.read_only_allowed()
+        may_view = identity is not None or sign_in_widgets.read_only_allowed()
     except auth.AuthConfigError:
         may_view = False  # sign_in_form has shown the configuration error
     if identity is not None and identity.may_record:

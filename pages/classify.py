@@ -18,11 +18,11 @@ from bloodcell_core.reporting.gallery import GalleryGroup, gallery_groups, group
 from bloodcell_core.reporting.images import draw_crop_box, explained_crop
 from bloodcell_core.reporting.summary import summary_html
 from bloodcell_core.reporting.uploads import MB, DecodedUpload, upload_types_label
-from bloodcell_core.review.auth import current_reviewer
 from bloodcell_core.review.store import Decision
 from dashboard import charts, gallery, state
 from dashboard.batch_state import (THUMBNAILS_KEY, UPLOADS_KEY, current_batch, decoded_uploads, show_kept_batch,
                                    thumbnails_for, touch_session, uploads_changed)
+from dashboard.sign_in import current_reviewer
 
 PREDICTIONS_KEY = "classify_predictions"  # {model key|image hash: Prediction}
 EXPLANATIONS_KEY = "classify_explanations"  # {model key|method|image hash: (crop, heatmap)}

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from bloodcell_core.audit.review_queue import (KEEP_ONE, DuplicateGroup, LeakedImage, ReviewImage, duplicate_groups,
+from bloodcell_core.audit.review_queue import (DuplicateGroup, LeakedImage, ReviewImage, duplicate_groups,
                                                group_decisions, is_decided, leak_decision, leaked_images,
                                                pending_first, queue_progress)
 from bloodcell_core.data.datasets import Dataset
-from bloodcell_core.review.store import Decision
+from bloodcell_core.review.store import Decision, ReviewAction
 from dashboard import review_widgets, state
 from dashboard.datasets import data_root_picker
 
@@ -23,14 +23,15 @@ PREFIX = "dup"
 PER_PAGE = 5
 COLUMNS = 4  # images per row inside a group
 FILTERS = ("All groups", "Conflicting labels", "Exact duplicates", "Near duplicates")
-ACTION_TEXT = {KEEP_ONE: "Keep one", "drop": "Drop all", "relabel": "Relabel all", "not-duplicate": "Not a duplicate"}
+ACTION_TEXT = {ReviewAction.KEEP_ONE_COPY: "Keep one", ReviewAction.DROP: "Drop all",
+               ReviewAction.RELABEL: "Relabel all", ReviewAction.NOT_DUPLICATE: "Not a duplicate"}
 SHARED_HASH_NOTE = ("These files are byte-identical: decisions follow an image's content, so one decision covers "
                     "every copy. Delete surplus copies from the folder itself.")
 
 
 def on_group_action(dataset_name: str, group: DuplicateGroup, action: str, keep_path: str | None = None) -> None:
     """Button callback: record the group decision once (the note and new label come from the widgets)."""
-    new_label = st.session_state.get(f"{PREFIX}_label_{group.key}") if action == "relabel" else None
+    new_label = st.session_state.get(f"{PREFIX}_label_{group.key}") if action == ReviewAction.RELABEL else None
     note = st.session_state.get(f"{PREFIX}_note_{group.key}", "")
     review_widgets.record_from_callback(
         PREFIX, dataset_name,
@@ -127,17 +128,17 @@ def show_group_actions(group: DuplicateGroup, dataset: Dataset, dataset_name: st
         kept = next(image.path for image in group.images if image.image_hash)
         keep.button("Keep one", key=f"{PREFIX}_keepall_{group.key}", icon=":material/check:",
                     help="Keep one copy of this image; the export leaves its byte-identical copies out",
-                    on_click=on_group_action, args=(dataset_name, group, KEEP_ONE, kept))
+                    on_click=on_group_action, args=(dataset_name, group, ReviewAction.KEEP_ONE_COPY, kept))
     else:
         not_duplicate, drop, label, relabel, note = st.columns([1.2, 1, 1.3, 1, 2], vertical_alignment="bottom")
     not_duplicate.button("Not a duplicate", key=f"{PREFIX}_notdup_{group.key}", icon=":material/call_split:",
-                         on_click=on_group_action, args=(dataset_name, group, "not-duplicate"))
+                         on_click=on_group_action, args=(dataset_name, group, ReviewAction.NOT_DUPLICATE))
     drop.button("Drop all", key=f"{PREFIX}_drop_{group.key}", icon=":material/delete:",
-                on_click=on_group_action, args=(dataset_name, group, "drop"))
+                on_click=on_group_action, args=(dataset_name, group, ReviewAction.DROP))
     label.selectbox("New label", review_widgets.relabel_classes(dataset), index=None, placeholder="choose a class",
                     key=f"{PREFIX}_label_{group.key}")
     relabel.button("Relabel all", key=f"{PREFIX}_relabel_{group.key}", icon=":material/label:",
-                   on_click=on_group_action, args=(dataset_name, group, "relabel"))
+                   on_click=on_group_action, args=(dataset_name, group, ReviewAction.RELABEL))
     note.text_input("Note (optional)", key=f"{PREFIX}_note_{group.key}", max_chars=500)
 
 
@@ -155,7 +156,8 @@ def show_group(number: int, group: DuplicateGroup, dataset: Dataset, dataset_nam
                 if reviewer is not None and image.image_hash is not None and not shares_one_hash(group):
                     st.button("Keep this one", key=f"{PREFIX}_keep_{group.key}_{position}",
                               icon=":material/check:", help="Keep this image and drop the others in the group",
-                              on_click=on_group_action, args=(dataset_name, group, KEEP_ONE, image.path))
+                              on_click=on_group_action,
+                              args=(dataset_name, group, ReviewAction.KEEP_ONE_COPY, image.path))
         if reviewer is not None:
             show_group_actions(group, dataset, dataset_name)
 
@@ -180,10 +182,9 @@ def show_counts(report: dict, groups: list[DuplicateGroup]) -> None:
 
 
 def main() -> None:
-    access = state.require_view()
-    st.title("Duplicates")
-    st.caption("The same cell stored twice inflates a class and, when the copies land in both training and "
-               "test data, inflates the test score. Copies filed under different labels come first.")
+    access = review_widgets.review_page(
+        "Duplicates", "The same cell stored twice inflates a class and, when the copies land in both training and "
+                      "test data, inflates the test score. Copies filed under different labels come first.")
     chosen = review_widgets.review_dataset(PREFIX)
     if chosen is None:
         return
@@ -197,22 +198,14 @@ def main() -> None:
         review_widgets.show_message(PREFIX)
         show_leakage(report, dataset, against, dataset_name, access.reviewer)
         st.subheader("Duplicates within this dataset")
-    if not groups:
-        st.success("No duplicates found in this dataset.")
-        return
-    latest = review_widgets.latest_decisions(dataset_name)
+    latest = review_widgets.queue_decisions(groups, dataset_name, access, PREFIX, "groups",
+                                            "No duplicates found in this dataset.")
     if latest is None:
         return
-    review_widgets.show_progress(queue_progress(groups, latest), "groups")
-    if access.reviewer is None:
-        st.info(access.reason, icon=":material/lock:")
-    review_widgets.show_message(PREFIX)
     which_column, toggle_column = st.columns([3, 1], vertical_alignment="bottom")
     which = which_column.radio("Show", FILTERS, horizontal=True, key=f"{PREFIX}_filter")
-    show_decided = toggle_column.toggle("Show decided groups", key=f"{PREFIX}_show_decided")
-    shown = pending_first(filtered(groups, which), latest, show_decided)
+    shown = review_widgets.pending_entries(filtered(groups, which), latest, PREFIX, "group", "groups", toggle_column)
     if not shown:
-        st.success("Every group here has been reviewed. Turn on 'Show decided groups' to see them.")
         return
     numbers = {group.key: number for number, group in enumerate(groups, start=1)}
     for group in review_widgets.paginate(shown, PREFIX, PER_PAGE):

@@ -11,8 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from bloodcell_core.audit import AuditSettings
-from bloodcell_core.audit.review_queue import (LABEL_ISSUES_PAGE, FlaggedImage, is_decided, label_issue_queue,
-                                               pending_first, queue_progress)
+from bloodcell_core.audit.review_queue import LABEL_ISSUES_PAGE, FlaggedImage, is_decided, label_issue_queue
 from bloodcell_core.data.datasets import Dataset
 from bloodcell_core.inference.predictor import Predictor
 from bloodcell_core.review.store import Decision
@@ -68,43 +67,26 @@ def show_tile(flagged: FlaggedImage, sample: Dataset, dataset_name: str, latest:
 
 
 def main() -> None:
-    access = state.require_view()
-    st.title("Label issues")
-    st.caption("Images whose given label the model's features confidently contradict (confident learning on "
-               "cross-validated probabilities). Keep the label when it is right, relabel when it is not, "
-               "drop images nobody can classify.")
-    header = review_widgets.model_checks_header(PREFIX)
-    if header is None:
+    access = review_widgets.review_page(
+        "Label issues", "Images whose given label the model's features confidently contradict (confident learning "
+                        "on cross-validated probabilities). Keep the label when it is right, relabel when it is "
+                        "not, drop images nobody can classify.")
+    checked = review_widgets.model_check_queue(access, PREFIX, "label_issues", "label issues",
+                                               "No likely label errors found in this sample.", AuditSettings,
+                                               label_issue_queue)
+    if checked is None:
         return
-    _, dataset_name, sample, predictor, model_dir = header
-    report = review_widgets.model_report(sample, predictor, model_dir, AuditSettings(), PREFIX)
-    if report is None:
-        return
-    review_widgets.show_report_problems(report, ("label_issues",))
-    if "label_issues" not in report:
-        return
-    queue = label_issue_queue(report, review_widgets.report_hashes(sample, report))
-    if not queue:
-        st.success("No likely label errors found in this sample.")
-        return
-    latest = review_widgets.latest_decisions(dataset_name)
-    if latest is None:
-        return
-    review_widgets.show_progress(queue_progress(queue, latest), "label issues")
-    if access.reviewer is None:
-        st.info(access.reason, icon=":material/lock:")
-    review_widgets.show_message(PREFIX)
-    show_decided = st.toggle("Show decided images", key=f"{PREFIX}_show_decided")
-    shown = pending_first(queue, latest, show_decided)
+    sample, latest = checked.sample, checked.latest
+    shown = review_widgets.pending_entries(checked.queue, latest, PREFIX, "label issue")
     if not shown:
-        st.success("Every label issue here has been reviewed. Turn on 'Show decided images' to see them.")
         return
     page = review_widgets.paginate(shown, PREFIX, PER_PAGE)
-    probabilities = model_probabilities(predictor, model_dir, sample, page)
+    probabilities = model_probabilities(checked.predictor, checked.model_dir, sample, page)
     columns = st.columns(COLUMNS)
     for slot, flagged in enumerate(page):
         with columns[slot % COLUMNS]:
-            show_tile(flagged, sample, dataset_name, latest, access.reviewer, probabilities.get(flagged.image.path))
+            show_tile(flagged, sample, checked.dataset_name, latest, access.reviewer,
+                      probabilities.get(flagged.image.path))
 
 
 main()

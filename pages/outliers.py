@@ -10,30 +10,29 @@ from pathlib import Path
 import streamlit as st
 
 from bloodcell_core.audit import AuditSettings
-from bloodcell_core.audit.review_queue import (OUTLIERS_PAGE, FlaggedImage, is_decided, outlier_queue,
-                                               pending_first, queue_progress)
+from bloodcell_core.audit.base import OUTLIER_METHODS
+from bloodcell_core.audit.embedding_map import PROJECTIONS, EmbeddingMap, map_features
+from bloodcell_core.audit.review_queue import OUTLIERS_PAGE, FlaggedImage, is_decided, outlier_queue
 from bloodcell_core.data.datasets import Dataset
 from bloodcell_core.errors import BloodcellError
 from bloodcell_core.inference.predictor import Predictor
 from bloodcell_core.review.store import Decision
-from bloodcell_core.audit.embedding_map import PROJECTIONS, EmbeddingMap, embedding_map
 from dashboard import review_charts, review_widgets, state
 
 PREFIX = "outl"
 PER_PAGE = 12
 COLUMNS = 4
 VIEWS = ("Ranked gallery", "Feature map")
-METHODS = {"knn": "Distance to nearest neighbours", "isolation_forest": "Isolation forest"}
 
 
 def feature_map(predictor: Predictor, model_dir: Path, sample: Dataset, projection: str) -> EmbeddingMap:
-    """The 2-D map of the sample's features, computed once per model, sample and projection."""
+    """The 2-D map of the sample's features (the ones the outlier scores used), once per model, sample and
+    projection."""
     cache = state.result_cache("outlier_feature_maps", 4)
     key = (state.model_key(model_dir), sample.source, sample.fingerprint(), projection)
     cached = cache.get(key)
     if cached is None:
-        with state.progress_bar("Embedding images for the map") as progress:
-            cached = embedding_map(sample, predictor, projection, progress=progress)
+        cached = map_features(sample, *review_widgets.sample_features(sample, predictor, model_dir), projection)
         cache.put(key, cached)
     return cached
 
@@ -67,10 +66,8 @@ def show_tile(flagged: FlaggedImage, sample: Dataset, dataset_name: str, latest:
 
 def show_gallery(queue: list[FlaggedImage], sample: Dataset, dataset_name: str, latest: dict[str, Decision],
                  reviewer: str | None) -> None:
-    show_decided = st.toggle("Show decided images", key=f"{PREFIX}_show_decided")
-    shown = pending_first(queue, latest, show_decided)
+    shown = review_widgets.pending_entries(queue, latest, PREFIX, "outlier")
     if not shown:
-        st.success("Every outlier here has been reviewed. Turn on 'Show decided images' to see them.")
         return
     columns = st.columns(COLUMNS)
     for slot, flagged in enumerate(review_widgets.paginate(shown, PREFIX, PER_PAGE)):
@@ -78,42 +75,29 @@ def show_gallery(queue: list[FlaggedImage], sample: Dataset, dataset_name: str, 
             show_tile(flagged, sample, dataset_name, latest, reviewer)
 
 
-def main() -> None:
-    access = state.require_view()
-    st.title("Outliers")
-    st.caption("Images unlike the rest of the data: debris, smudges, two cells in one crop, a wrong stain, "
-               "or a rare but real cell. Keep the real ones, drop the unusable ones, relabel the misfiled ones.")
-    header = review_widgets.model_checks_header(PREFIX)
-    if header is None:
-        return
-    _, dataset_name, sample, predictor, model_dir = header
-    method = st.selectbox("Outlier score", list(METHODS), format_func=METHODS.get, key=f"{PREFIX}_method",
+def outlier_settings() -> AuditSettings:
+    method = st.selectbox("Outlier score", list(OUTLIER_METHODS), format_func=OUTLIER_METHODS.get,
+                          key=f"{PREFIX}_method",
                           help="Both score the model's penultimate-layer features; the top 1% are listed.")
-    report = review_widgets.model_report(sample, predictor, model_dir, AuditSettings(outlier_method=method), PREFIX)
-    if report is None:
+    return AuditSettings(outlier_method=method)
+
+
+def main() -> None:
+    access = review_widgets.review_page(
+        "Outliers", "Images unlike the rest of the data: debris, smudges, two cells in one crop, a wrong stain, "
+                    "or a rare but real cell. Keep the real ones, drop the unusable ones, relabel the misfiled ones.")
+    checked = review_widgets.model_check_queue(access, PREFIX, "outliers", "outliers",
+                                               "No outliers found in this sample.", outlier_settings, outlier_queue)
+    if checked is None:
         return
-    review_widgets.show_report_problems(report, ("outliers",))
-    if "outliers" not in report:
-        return
-    queue = outlier_queue(report, review_widgets.report_hashes(sample, report))
-    if not queue:
-        st.success("No outliers found in this sample.")
-        return
-    latest = review_widgets.latest_decisions(dataset_name)
-    if latest is None:
-        return
-    if len(queue) > 1 and len({flagged.score for flagged in queue}) == 1:
+    if len(checked.queue) > 1 and len({flagged.score for flagged in checked.queue}) == 1:
         st.warning("Every listed image has the same outlier score: the model's features don't tell these "
                    "images apart (an untrained or collapsed model?), so this ranking means nothing.")
-    review_widgets.show_progress(queue_progress(queue, latest), "outliers")
-    if access.reviewer is None:
-        st.info(access.reason, icon=":material/lock:")
-    review_widgets.show_message(PREFIX)
     view = st.segmented_control("View", VIEWS, default=VIEWS[0], key=f"{PREFIX}_view") or VIEWS[0]
     if view == VIEWS[0]:
-        show_gallery(queue, sample, dataset_name, latest, access.reviewer)
+        show_gallery(checked.queue, checked.sample, checked.dataset_name, checked.latest, access.reviewer)
     else:
-        show_map(queue, predictor, model_dir, sample)
+        show_map(checked.queue, checked.predictor, checked.model_dir, checked.sample)
 
 
 main()

@@ -6,8 +6,8 @@ image's prediction and Grad-CAM change as a corruption gets worse.  Results are 
 per model, dataset and sample; a second model can be benchmarked on the same images.  Of a
 dataset the model trained on, only the card's held-out images are used unless the user asks.
 
-"Other laboratories": the model on every other dataset under the data roots (its training
-sources left out), through ``bloodcell_core.evaluation.crosslab``: a table, a confusion matrix
+"Other laboratories": the model on every dataset under the data roots but its home laboratory
+(a further training source is scored on its held-out images only and marked seen), through ``bloodcell_core.evaluation.crosslab``: a table, a confusion matrix
 per laboratory and its most confident errors.
 """
 from __future__ import annotations
@@ -283,9 +283,12 @@ def laboratories_section(predictor: Predictor, model_dir: Path) -> None:
                "errors the needs-review flag catches.")
     labs = labs_view.other_laboratories(predictor.card, open_all_datasets())
     if not labs:
-        st.info("No dataset under the data roots other than the model's training sources.")
+        st.info("No dataset under the data roots other than the model's home laboratory.")
         return
-    chosen = st.multiselect("Laboratories", list(labs), default=list(labs), key=f"{PREFIX}_labs")
+    unseen = labs_view.never_trained_on(predictor.card, labs)
+    chosen = st.multiselect("Laboratories", list(labs), default=unseen or list(labs), key=f"{PREFIX}_labs",
+                            help="Chosen at first: the laboratories the model never trained on. One it trained "
+                                 "on is scored on its held-out images only, and still flatters the model.")
     labs = {label: labs[label] for label in chosen}
     if not labs:
         return

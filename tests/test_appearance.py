@@ -31,3 +31,25 @@ def test_appearance_share_zero_leaves_the_source_look() -> None:
     changed, _, _ = build_augmenter(("appearance",), seed=0, appearance_share=1.0)(images, labels, weights)
     assert np.allclose(unchanged.numpy(), images.numpy())
     assert not np.allclose(changed.numpy(), images.numpy())
+
+
+def test_stain_density_keeps_the_background_and_lightens_or_darkens_the_stain() -> None:
+    from bloodcell_core.training.appearance import random_stain_density
+
+    tf.random.set_seed(5)
+    images = np.full((6, 8, 8, 3), 250.0, np.float32)
+    images[:, 2:6, 2:6] = (60.0, 40.0, 100.0)  # a dark PBC-like nucleus on white
+    lighter = random_stain_density(tf.constant(images), low=0.3, high=0.3, channel_spread=(1.0, 1.0)).numpy()
+    darker = random_stain_density(tf.constant(images), low=1.2, high=1.2, channel_spread=(1.0, 1.0)).numpy()
+    assert np.allclose(lighter[:, 0, 0], 255 * (250 / 255) ** 0.3, atol=0.5)  # background stays near white
+    assert (lighter[:, 3, 3] > images[:, 3, 3] + 40).all()  # the nucleus gets much lighter
+    assert (darker[:, 3, 3] < images[:, 3, 3]).all()
+    expected_red = 255 * (60 / 255) ** 0.3  # optical density scaled by s is transmittance ** s
+    assert np.allclose(lighter[:, 3, 3, 0], expected_red, atol=0.5)
+
+
+def test_density_is_an_augmentation_name() -> None:
+    labels = tf.one_hot(np.zeros(8, np.int64), 3)
+    images = tf.constant(_batch(8))
+    out, _, _ = build_augmenter(("density",), seed=0)(images, labels, tf.ones(8))
+    assert out.shape == images.shape and float(tf.reduce_max(out)) <= 255

@@ -29,6 +29,7 @@ from bloodcell_core.review.auth import (
     verify_password,
 )
 from bloodcell_core.review.store import Decision, ReviewStore
+from dashboard import sign_in as sign_in_widgets
 
 FAST_ROUNDS = 4  # bcrypt cost for test hashes; the app default is auth.BCRYPT_ROUNDS
 ALICE_PASSWORD = "correct horse battery"
@@ -254,8 +255,9 @@ def test_review_export_command_writes_the_history(monkeypatch, tmp_path):
 PAGE = """
 import streamlit as st
 from bloodcell_core.errors import BloodcellError
-from bloodcell_core.review.auth import guarded_record, require_reviewer
+from bloodcell_core.review.auth import guarded_record
 from bloodcell_core.review.store import Decision, ReviewStore
+from dashboard.sign_in import require_reviewer
 
 reviewer = require_reviewer()
 st.text(f"reviewer={reviewer}")
@@ -354,7 +356,7 @@ def test_page_with_oidc_records_the_provider_email(page, tmp_path):
 
 @pytest.mark.parametrize("installed", [True, False])
 def test_page_with_oidc_offers_st_login_when_signed_out(page, tmp_path, monkeypatch, installed):
-    monkeypatch.setattr(auth, "authlib_installed", lambda: installed)
+    monkeypatch.setattr(sign_in_widgets, "authlib_installed", lambda: installed)
     app = AppTest.from_string(PAGE, default_timeout=60)
     app.secrets["auth"] = OIDC_AUTH
     app.secrets["reviewers"] = {"alice": {"password_hash": hash_password("pw", rounds=FAST_ROUNDS)}}

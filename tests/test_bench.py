@@ -12,12 +12,11 @@ import pytest  # noqa: E402
 
 from bloodcell_core.bench import report as bench_report  # noqa: E402
 from bloodcell_core.bench import runner  # noqa: E402
-from bloodcell_core.bench.app_timing import (app_unavailable_reason, peak_rss_mib, process_tree,  # noqa: E402
-                                             time_app)
 from bloodcell_core.bench.cli import settings_from_args  # noqa: E402
 from bloodcell_core.classes import CANONICAL_CLASSES  # noqa: E402
 from bloodcell_core.cli import build_parser  # noqa: E402
 from bloodcell_core.errors import BloodcellError  # noqa: E402
+from scripts.app_timing import app_unavailable_reason, peak_rss_mib, process_tree, time_app  # noqa: E402
 
 TINY_SIDE = 32
 
@@ -140,6 +139,38 @@ def test_app_part_reports_a_browser_that_does_not_start(tmp_path: Path) -> None:
                       chromium=broken_chromium)
     assert result["status"] == "skipped"
     assert result["reason"].startswith("Chromium did not start")
+
+
+FAKE_TIMING_SCRIPT = """
+import argparse, json, pathlib
+parser = argparse.ArgumentParser()
+parser.add_argument("images", nargs="+")
+parser.add_argument("--batch", nargs="*", default=[])
+for name in ("--model", "--scratch", "--out", "--screenshots"):
+    parser.add_argument(name)
+args = parser.parse_args()
+print("progress 1 2", flush=True)
+print("progress 2 2", flush=True)
+pathlib.Path(args.out).write_text(json.dumps({"status": "measured", "images": args.images, "batch": args.batch}))
+"""
+
+
+def test_bench_runs_the_app_timing_script_and_reads_its_result(tmp_path: Path) -> None:
+    from bloodcell_core.bench.app_subprocess import time_app as bench_time_app
+
+    assert bench_time_app(tmp_path, [], tmp_path, script=tmp_path / "none.py")["status"] == "skipped"
+    script = tmp_path / "scripts" / "app_timing.py"
+    script.parent.mkdir()
+    script.write_text(FAKE_TIMING_SCRIPT)
+    seen = []
+    result = bench_time_app(tmp_path / "model", [Path("a.jpg"), Path("b.jpg")], tmp_path / "scratch",
+                            lambda done, total, label: seen.append((done, total, label)),
+                            batch_files=[Path("c.jpg")], script=script)
+    assert result == {"status": "measured", "images": ["a.jpg", "b.jpg"], "batch": ["c.jpg"]}
+    assert seen == [(1, 2, "App timing"), (2, 2, "App timing")]
+    script.write_text("print('boom')\nraise SystemExit(3)\n")
+    failed = bench_time_app(tmp_path / "model", [Path("a.jpg")], tmp_path / "scratch", script=script)
+    assert failed == {"status": "failed", "reason": "app_timing.py exited with code 3: boom"}
 
 
 def test_peak_rss_covers_this_process() -> None:

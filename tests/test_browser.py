@@ -5,11 +5,6 @@ Screenshots of every clinician page go to test-artifacts/ (gitignored) for a per
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -17,11 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from scripts.app_server import CHROMIUM, launch_chromium, start_app, stop_app, wait_for_server
 from tests.helpers_dashboard import TINY_MODEL_CLASS, png_bytes, synthetic_cell, write_cell_dataset
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 START_TIMEOUT_S = 90
@@ -29,40 +22,6 @@ WAIT_MS = 60_000
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
                                 reason="/usr/bin/chromium is not installed (Debian: apt install chromium)")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"streamlit did not become healthy in {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    """Stop the server we started: its whole process group, by id."""
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=15)
-    except ProcessLookupError:
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -78,20 +37,14 @@ def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
            "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.pop("BLOODCELL_DB", None)
     env.pop("BLOODCELL_DB_URL", None)
-    port = free_port()
     log = work / "streamlit.log"
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-               "--server.address", "127.0.0.1", "--server.port", str(port), "--server.fileWatcherType", "none",
-               "--browser.gatherUsageStats", "false", "--secrets.files", str(secrets)]
     with log.open("w") as log_file:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process, url = start_app(secrets, env, log_file, ROOT)
     try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until_healthy(url, process, log)
+        wait_for_server(url, process, START_TIMEOUT_S, log)
         yield url
     finally:
-        stop(process)
+        stop_app(process)
 
 
 @pytest.fixture
@@ -99,7 +52,7 @@ def page(server: str):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         try:
             context = browser.new_context(viewport={"width": 1400, "height": 1000})
             yield context.new_page()

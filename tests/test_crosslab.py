@@ -11,7 +11,7 @@ from PIL import Image
 
 from bloodcell_core.cli import main
 from bloodcell_core.data.datasets import load_dataset
-from bloodcell_core.data.subsets import held_out_split, is_training_source, seen_in_training
+from bloodcell_core.data.subsets import held_out_split, is_home_source, is_training_source, seen_in_training
 from bloodcell_core.evaluation.crosslab import PER_CLASS_KEYS, SECTION_KEYS
 from tests.helpers_images import write_class_folders
 from tests.test_train_e2e import TINY
@@ -155,6 +155,20 @@ def test_seen_in_training_matches_fingerprints_of_every_source(lab, tmp_path):
     assert seen_in_training(adapted, dataset)
     other = load_dataset(write_class_folders(tmp_path / "other", ["lymphocyte"], per_class=3, size=32))
     assert not seen_in_training(multi, other) and not seen_in_training({}, other)
+
+
+def test_the_home_laboratory_is_the_first_source_only(lab):
+    dataset = load_dataset(lab)
+    fingerprint = dataset.fingerprint()
+    assert is_home_source({"data": {"source": "elsewhere", "fingerprint": fingerprint}}, dataset)
+    second = {"data": {"source": "several", "fingerprint": "0" * 16,
+                       "sources": [{"source": "/home/lab", "fingerprint": "1" * 16},
+                                   {"source": "/second/lab", "fingerprint": fingerprint}]}}
+    assert not is_home_source(second, dataset) and is_training_source(second, dataset)
+    first = {"data": {**second["data"], "sources": list(reversed(second["data"]["sources"]))}}
+    assert is_home_source(first, dataset)
+    adapted = {"data": {"fingerprint": "0" * 16}, "adaptation": {"data": {"fingerprint": fingerprint}}}
+    assert not is_home_source(adapted, dataset) and not is_home_source({}, dataset)
 
 
 def test_seen_in_training_matches_source_paths_and_validation_items(lab, monkeypatch):

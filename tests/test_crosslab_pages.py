@@ -74,7 +74,9 @@ def test_robustness_defaults_to_held_out_and_shows_other_laboratories(labs_env):
     assert HELD_OUT_CAPTION in captions(app) and app.checkbox(key="rob_training_images").value is False
     assert any("benchmarking 2" in c for c in captions(app))
     labs = app.multiselect(key="rob_labs")
-    assert labs.options == ["labs-root/otherlab"] and labs.value == ["labs-root/otherlab"]  # sources left out
+    # the home source (the card's first, elsewhere) is left out; a further training source is listed after
+    # the unseen one but not chosen at first
+    assert labs.options == ["labs-root/otherlab", "labs-root/trained"] and labs.value == ["labs-root/otherlab"]
     app.button(key="rob_labs_run").click().run()
     assert not app.exception, [e.value for e in app.exception]
     table = next(d.value for d in app.dataframe if "balanced accuracy" in d.value.columns)
@@ -87,3 +89,14 @@ def test_robustness_defaults_to_held_out_and_shows_other_laboratories(labs_env):
     assert len(tiles) == 3 and all(t.startswith("true monocyte, predicted lymphocyte") for t in tiles)
     app.toggle(key="rob_labs_normalise").set_value(True).run()  # cached: no button, no recomputation
     assert not app.exception and not [b for b in app.button if b.key == "rob_labs_run"]
+
+
+def test_robustness_scores_a_trained_on_laboratory_on_its_held_out_images_only(labs_env):
+    app = open_page("pages/robustness.py")
+    app.multiselect(key="rob_labs").set_value(["labs-root/otherlab", "labs-root/trained"]).run()
+    app.button(key="rob_labs_run").click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    table = next(d.value for d in app.dataframe if "balanced accuracy" in d.value.columns).set_index("dataset")
+    assert table.loc["labs-root/otherlab", "seen in training"] == "no"
+    assert table.loc["labs-root/trained", "seen in training"] == "yes, held-out images only"
+    assert table.loc["labs-root/trained", "images"] == 2  # its 2 validation images, not the 4 trained on

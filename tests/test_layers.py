@@ -40,16 +40,10 @@ def test_module_does_not_import_a_higher_layer(module: str) -> None:
     assert not bad, f"{module} imports {bad}"
 
 
-def test_no_core_module_imports_streamlit_or_the_dashboard_outside_the_known_ones() -> None:
-    # Known exceptions, still to move into dashboard/ (issue 16): the sign-in widgets of review/auth.py and
-    # the cookie/session glue of review/persistence.py it uses; the app timing drives a real browser.
-    allowed = {"bloodcell_core/review/auth.py", "bloodcell_core/review/persistence.py",
-               "bloodcell_core/bench/app_timing.py"}
+def test_no_core_module_imports_streamlit_or_the_dashboard() -> None:
     offenders = []
     for path in sorted((ROOT / "bloodcell_core").rglob("*.py")):
-        relative = path.relative_to(ROOT).as_posix()
         names = imported_modules(path)
-        if relative not in allowed and any(n == "streamlit" or n.startswith(("streamlit.", "dashboard", "pages"))
-                                           for n in names):
-            offenders.append(relative)
+        if any(n == "streamlit" or n.startswith(("streamlit.", "dashboard", "pages", "scripts")) for n in names):
+            offenders.append(path.relative_to(ROOT).as_posix())
     assert offenders == []

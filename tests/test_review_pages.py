@@ -186,7 +186,13 @@ def test_a_busy_review_database_is_one_line_on_the_page(review_data, dashboard_e
 
 # -- outliers and label issues -----------------------------------------------------------------
 
-def test_outliers_gallery_records_a_drop_and_draws_the_feature_map(review_data, dashboard_env, reviewer_secrets):
+def test_outliers_gallery_records_a_drop_and_draws_the_feature_map(review_data, dashboard_env, reviewer_secrets,
+                                                                   monkeypatch):
+    from bloodcell_core.inference.predictor import Predictor
+
+    embedded, embed_dataset = [], Predictor.embed_dataset
+    monkeypatch.setattr(Predictor, "embed_dataset",
+                        lambda self, *args, **kwargs: embedded.append(1) or embed_dataset(self, *args, **kwargs))
     app = sign_in(open_page("outliers", reviewer_secrets))
     assert any("Press the button" in i.value for i in app.info)
     app.button(key="outl_run").click().run()
@@ -202,6 +208,7 @@ def test_outliers_gallery_records_a_drop_and_draws_the_feature_map(review_data, 
     assert not app.exception, [e.value for e in app.exception]
     spec = app.get("plotly_chart")[0].proto.spec
     assert "PCA" in spec and '"name":"outlier"' in spec and "&lt;img src=x" in spec and "<img" not in spec
+    assert len(embedded) == 1  # the scores and the map share one embedding of the sample
 
 
 def test_label_issues_show_given_suggested_and_probabilities(review_data, dashboard_env, reviewer_secrets):

@@ -11,7 +11,7 @@ from PIL import Image
 from bloodcell_core.audit import AuditSettings, run_audit
 from bloodcell_core.audit.embedding_map import embedding_map, project_2d
 from bloodcell_core.audit.hashing import hash_dataset
-from bloodcell_core.audit.review_queue import (KEEP_ONE, LABEL_ISSUES_PAGE, OUTLIERS_PAGE, duplicate_groups,
+from bloodcell_core.audit.review_queue import (LABEL_ISSUES_PAGE, OUTLIERS_PAGE, duplicate_groups,
                                                group_decisions, hash_paths, is_decided, item_decision,
                                                label_issue_queue, outlier_queue, pending_first, queue_progress,
                                                record_decisions, report_paths)
@@ -19,7 +19,7 @@ from bloodcell_core.data.datasets import load_dataset
 from bloodcell_core.data.images import content_hash
 from bloodcell_core.errors import BloodcellError
 from bloodcell_core.inference.predictor import Predictor
-from bloodcell_core.review.store import ReviewStore
+from bloodcell_core.review.store import ReviewAction, ReviewStore
 from tests.helpers_images import synthetic_cell, write_class_folders
 
 DATASET = "cells"
@@ -61,14 +61,15 @@ def test_groups_carry_hashes_and_conflicting_labels_come_first(duplicate_folder)
 def test_keep_one_keeps_the_choice_and_drops_the_other_content(duplicate_folder):
     exact, near = groups_of(duplicate_folder)
     kept = next(image for image in near.images if image.name == "again.jpg")
-    decisions = group_decisions(near, KEEP_ONE, "alice", DATASET, {}, keep_path=kept.path, note="  blurry  copy ")
+    decisions = group_decisions(near, ReviewAction.KEEP_ONE_COPY, "alice", DATASET, {}, keep_path=kept.path,
+                                note="  blurry  copy ")
     assert [(d.path, d.action, d.old_label, d.new_label) for d in decisions] == [
         (kept.path, "keep", "neutrophil", None),
         (next(i.path for i in near.images if i is not kept), "drop", "neutrophil", None)]
     assert all(d.note.endswith("kept again.jpg; blurry copy") and d.dataset == DATASET for d in decisions)
     assert len({d.request_id for d in decisions}) == 2
     # byte-identical copies: one decision covers both files (a content hash can't tell them apart)
-    identical = group_decisions(exact, KEEP_ONE, "alice", DATASET, {}, keep_path=exact.images[1].path)
+    identical = group_decisions(exact, ReviewAction.KEEP_ONE_COPY, "alice", DATASET, {}, keep_path=exact.images[1].path)
     assert [(d.action, d.path) for d in identical] == [("keep-one-copy", exact.images[1].path)]
 
 
@@ -87,7 +88,7 @@ def test_bad_group_requests_are_refused_with_a_message(duplicate_folder):
     with pytest.raises(BloodcellError, match="pick the new label"):
         group_decisions(near, "relabel", "alice", DATASET, {})
     with pytest.raises(BloodcellError, match="pick the image to keep"):
-        group_decisions(near, KEEP_ONE, "alice", DATASET, {}, keep_path="/not/in/the/group.png")
+        group_decisions(near, ReviewAction.KEEP_ONE_COPY, "alice", DATASET, {}, keep_path="/not/in/the/group.png")
     with pytest.raises(BloodcellError, match="unknown duplicate-group action"):
         group_decisions(near, "keep", "alice", DATASET, {})
 

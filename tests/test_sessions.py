@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from bloodcell_core.review.auth import AuthConfigError
-from bloodcell_core.review.persistence import cookie_script, idle_minutes
-from bloodcell_core.review.sessions import COOKIE_LIFETIME_S, SessionStore, secret_key
+from bloodcell_core.review.sessions import COOKIE_LIFETIME_S, SessionStore, idle_minutes, secret_key
+from dashboard.session_cookie import cookie_script
 
 
 class Clock:
@@ -95,7 +95,7 @@ def test_signing_in_moves_the_session_to_a_new_record_and_signing_out_deletes_it
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("BLOODCELL_DATA_DIR", str(tmp_path))
-    app = AppTest.from_string("from bloodcell_core.review.auth import require_reviewer\nrequire_reviewer()\n",
+    app = AppTest.from_string("from dashboard.sign_in import require_reviewer\nrequire_reviewer()\n",
                               default_timeout=30)
     app.secrets.update({"access": {"allow_unverified_names": True}})
     app.run()
@@ -119,7 +119,7 @@ def test_an_idle_signed_in_session_is_signed_out_with_a_note(monkeypatch, tmp_pa
     from bloodcell_core.review import sessions
 
     monkeypatch.setenv("BLOODCELL_DATA_DIR", str(tmp_path))
-    app = AppTest.from_string("from bloodcell_core.review.auth import require_reviewer\nrequire_reviewer()\n",
+    app = AppTest.from_string("from dashboard.sign_in import require_reviewer\nrequire_reviewer()\n",
                               default_timeout=30)
     app.secrets.update({"access": {"allow_unverified_names": True, "idle_timeout_minutes": 1}})
     app.run()

@@ -13,7 +13,7 @@ from bloodcell_core.review.throttle import SignInThrottle, throttle_settings
 PASSWORD = "right-password-123"
 PAGE = """
 import streamlit as st
-from bloodcell_core.review.auth import require_reviewer
+from dashboard.sign_in import require_reviewer
 
 st.text(f"reviewer={require_reviewer()}")
 """

@@ -5,23 +5,23 @@ import argparse
 import sys
 from pathlib import Path
 
+from bloodcell_core.cli_args import add_command, add_model_argument
 from bloodcell_core.models.card import ModelCard
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "adapt", help="adapt a model to your laboratory from a few labelled (and/or unlabelled) cells",
+    parser = add_command(
+        subparsers, "adapt", run, help="adapt a model to your laboratory from a few labelled (and/or unlabelled) cells",
         description="Writes a NEW model folder (never overwrites one) whose card names the parent, the data, the "
                     "method, cross-validated before/after accuracy on DATA and the cost on the parent's home images.")
     parser.add_argument("data", nargs="?", default=None,
                         help="the laboratory's labelled cells: folder of class folders, .npz or CSV manifest "
                              "(any subset of the model's classes)")
     parser.add_argument("--out", required=True, help="new model folder (must not exist yet, or be empty)")
-    parser.add_argument("--model", default=None, help="parent model folder (default: the shipped model)")
+    add_model_argument(parser, "parent model folder")
     parser.add_argument("--unlabelled", default=None, metavar="DIR",
                         help="the laboratory's unlabelled cells (folder, searched recursively): BatchNorm "
                              "statistics move toward them")
-    parser.set_defaults(func=run)
 
 
 def _unlabelled_dataset(path: str):

@@ -22,7 +22,7 @@ from bloodcell_core.paths import adapted_models_dir
 from bloodcell_core.progress import ProgressFn
 from bloodcell_core.review.archive import export_archive, normalise_source
 from bloodcell_core.review.auth import guarded_record
-from bloodcell_core.review.store import ADAPT_MODEL, Decision, ReviewStore, make_request_id
+from bloodcell_core.review.store import Decision, ReviewAction, ReviewStore, make_request_id
 
 ADAPTATION_DATASET = "model-adaptation"  # the review store's ``dataset`` for adaptation runs
 RUN_COLUMNS = ["time", "reviewer", "parent", "model", "from", "result"]
@@ -62,7 +62,8 @@ def run_decision(card: ModelCard, folder: Path, reviewer: str) -> Decision:
     """The ``adapt-model`` row: keyed by the data fingerprint, parent -> new model as the labels."""
     info = card.adaptation
     fingerprint = (info.get("data") or {}).get("fingerprint") or "no-labelled-data"
-    return Decision(image_hash=fingerprint, dataset=ADAPTATION_DATASET, path=folder.name, action=ADAPT_MODEL,
+    return Decision(image_hash=fingerprint, dataset=ADAPTATION_DATASET, path=folder.name,
+                    action=ReviewAction.ADAPT_MODEL,
                     old_label=info["parent"]["name"], new_label=str(card.name), reviewer=reviewer,
                     note=run_note(card, folder),
                     request_id=make_request_id("adapt", reviewer, str(folder.resolve()), fingerprint))
@@ -122,7 +123,7 @@ def recall_table(card: ModelCard) -> pd.DataFrame:
 
 def adaptation_runs(store: ReviewStore) -> pd.DataFrame:
     """Every recorded adaptation run, newest first, with :data:`RUN_COLUMNS`."""
-    history = store.history(action=ADAPT_MODEL, dataset=ADAPTATION_DATASET)
+    history = store.history(action=ReviewAction.ADAPT_MODEL, dataset=ADAPTATION_DATASET)
     return pd.DataFrame({"time": history["time"], "reviewer": history["reviewer"], "parent": history["old_label"],
                          "model": history["new_label"], "from": history["note"].str.split("; ").str[0],
                          "result": history["note"].str.split("; ", n=1).str[1]}, columns=RUN_COLUMNS)

@@ -10,6 +10,7 @@ import warnings
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from functools import cached_property
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -24,6 +25,9 @@ from bloodcell_core.progress import ProgressFn
 if TYPE_CHECKING:
     from bloodcell_core.inference.predictor import Predictor
 
+# Features of a dataset's readable items, computed elsewhere (the app embeds a sample once for the audit
+# and its map): () -> (item indices, features (N, F)), as Predictor.embed_dataset gives them.
+FeatureSource = Callable[[], tuple[np.ndarray, np.ndarray]]
 DEFAULT_HAMMING = NEAR_DUPLICATE_HAMMING  # the one threshold, shared with the training split
 # The outlier scores the audit offers (bloodcell_core.audit.outliers): name -> what it measures.
 OUTLIER_METHODS: dict[str, str] = {"knn": "Distance to nearest neighbours", "isolation_forest": "Isolation forest"}
@@ -62,8 +66,9 @@ class AuditContext:
 
     def __init__(self, dataset: Dataset, settings: AuditSettings, predictor: Predictor | None = None,
                  against: Dataset | None = None, progress: ProgressFn | None = None,
-                 no_model_reason: str | None = None) -> None:
+                 no_model_reason: str | None = None, features: FeatureSource | None = None) -> None:
         self.dataset = dataset
+        self.features = features
         self.settings = settings
         self.predictor = predictor
         self.against = against
@@ -102,8 +107,13 @@ class AuditContext:
         """``(indices, embeddings)``: penultimate-layer features of every decodable image."""
         if self.predictor is None:
             raise BloodcellError(f"embeddings need a model ({self.no_model_reason})")
-        readable, features, _unreadable = self.predictor.embed_dataset(
-            self.dataset, self.hashes.valid_indices, self.progress)
+        if self.features is not None:
+            readable, features = self.features()
+            keep = np.isin(readable, self.hashes.valid_indices)
+            readable, features = readable[keep], features[keep]
+        else:
+            readable, features, _unreadable = self.predictor.embed_dataset(
+                self.dataset, self.hashes.valid_indices, self.progress)
         if not np.isfinite(features).all():
             raise BloodcellError("the model's features contain NaN or infinite values (a broken model?)")
         return readable, features

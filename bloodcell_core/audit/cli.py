@@ -6,35 +6,33 @@ import json
 from typing import Any
 
 from bloodcell_core.audit.base import OUTLIER_METHODS, AuditSettings
+from bloodcell_core.cli_args import REVIEW_DATABASE, add_command, add_model_argument
 from bloodcell_core.outputs import output_file, write_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    audit = subparsers.add_parser(
-        "audit", help="find duplicates, conflicting labels, outliers, label errors, leakage",
+    audit = add_command(
+        subparsers, "audit", run, help="find duplicates, conflicting labels, outliers, label errors, leakage",
         description="Audit a dataset (folder of class folders, .npz or .csv) and write a JSON report. "
                     "Outliers and label issues need a model; without one they are skipped with the reason.")
     audit.add_argument("data", help="dataset to audit")
     model = audit.add_mutually_exclusive_group()
-    model.add_argument("--model", help="model folder for the model-based checks (default: the shipped model)")
+    add_model_argument(model, "model folder for the model-based checks")
     model.add_argument("--no-model", action="store_true", help="skip the model-based checks")
     audit.add_argument("--against", help="second dataset (e.g. the test set) to check for leaked duplicates")
     audit.add_argument("--hamming", type=int, help="near-duplicate threshold in bits of the 64-bit "
                                                    "perceptual hash (default 4)")
     audit.add_argument("--outlier-method", choices=tuple(OUTLIER_METHODS), default=AuditSettings.outlier_method)
     audit.add_argument("--out", required=True, help="where to write the JSON report")
-    audit.set_defaults(func=run)
 
-    export = subparsers.add_parser(
-        "export", help="write a path,label manifest with review decisions applied",
+    export = add_command(
+        subparsers, "export", run_export, help="write a path,label manifest with review decisions applied",
         description="Write DATA as a CSV manifest (path,label,original_label,decision,reviewer): "
                     "dropped images left out, relabels applied.")
     export.add_argument("data", help="dataset to export (folder of class folders or .csv)")
     export.add_argument("--out", required=True, help="manifest CSV to write")
-    export.add_argument("--db", help="review database URL (default: $BLOODCELL_DB_URL, $BLOODCELL_DB "
-                                     "or data/review.sqlite)")
+    export.add_argument("--db", help=f"review database URL (default: {REVIEW_DATABASE})")
     export.add_argument("--dataset-name", help="apply only decisions recorded for this dataset name")
-    export.set_defaults(func=run_export)
 
 
 def _summary(report: dict[str, Any]) -> list[str]:

@@ -68,7 +68,12 @@ def embedding_map(dataset: Dataset, predictor: Any, projection: str = "PCA", see
     """Embed every readable image of ``dataset`` with ``predictor`` and project the features to 2-D."""
     if projection not in PROJECTIONS:
         raise BloodcellError(f"unknown projection {projection!r}; choose one of {', '.join(PROJECTIONS)}")
-    indices, features, unreadable = predictor.embed_dataset(dataset, progress=progress)
+    return map_features(dataset, *predictor.embed_dataset(dataset, progress=progress), projection, seed)
+
+
+def map_features(dataset: Dataset, indices: np.ndarray, features: np.ndarray, unreadable: list[dict[str, str]],
+                 projection: str = "PCA", seed: int = 0) -> EmbeddingMap:
+    """The map of features already computed (``Predictor.embed_dataset``'s result for ``dataset``)."""
     xy, explained = project_2d(features, projection, seed)
     names = dataset.label_names
     return EmbeddingMap([dataset.items[i] for i in indices], [names[i] for i in indices],

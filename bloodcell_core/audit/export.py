@@ -30,7 +30,7 @@ from bloodcell_core.data.images import content_hash, read_bytes
 from bloodcell_core.errors import DatasetError, UnreadableImageError
 from bloodcell_core.outputs import write_csv
 from bloodcell_core.progress import ProgressFn, track
-from bloodcell_core.review.store import KEEP_ONE_COPY, ReviewAction
+from bloodcell_core.review.store import ReviewAction
 
 if TYPE_CHECKING:
     from bloodcell_core.review.store import Decision
@@ -125,7 +125,7 @@ def _kept_copies(dataset: Dataset, hashes: dict[int, str], decisions: Mapping[st
     chosen: dict[str, int] = {}
     for index, image_hash in hashes.items():
         decision = decisions.get(image_hash)
-        if decision is None or decision.action != KEEP_ONE_COPY:
+        if decision is None or decision.action != ReviewAction.KEEP_ONE_COPY:
             continue
         if image_hash not in chosen or (_is_kept_path(dataset, index, decision)
                                         and not _is_kept_path(dataset, chosen[image_hash], decision)):

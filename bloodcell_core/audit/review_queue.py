@@ -30,14 +30,15 @@ from bloodcell_core.data.datasets import Dataset
 from bloodcell_core.data.images import content_hash, read_bytes
 from bloodcell_core.errors import BloodcellError, UnreadableImageError
 from bloodcell_core.review.auth import guarded_record
-from bloodcell_core.review.store import KEEP_ONE_COPY, Decision, ReviewAction, ReviewStore, make_request_id
+from bloodcell_core.review.store import Decision, ReviewAction, ReviewStore, make_request_id
 
 DUPLICATES_PAGE = "duplicates"
 OUTLIERS_PAGE = "outliers"
 LABEL_ISSUES_PAGE = "label_issues"
-KEEP_ONE = "keep-one"  # group action: keep the chosen image, drop the others
-GROUP_ACTIONS = (KEEP_ONE, ReviewAction.DROP.value, ReviewAction.RELABEL.value, ReviewAction.NOT_DUPLICATE.value)
-ITEM_ACTIONS = (ReviewAction.KEEP.value, ReviewAction.DROP.value, ReviewAction.RELABEL.value)
+# What a reviewer may do to a duplicate group; KEEP_ONE_COPY: keep the chosen image, drop the others
+# (recorded per image as keep / keep-one-copy / drop, see group_decisions).
+GROUP_ACTIONS = (ReviewAction.KEEP_ONE_COPY, ReviewAction.DROP, ReviewAction.RELABEL, ReviewAction.NOT_DUPLICATE)
+ITEM_ACTIONS = (ReviewAction.KEEP, ReviewAction.DROP, ReviewAction.RELABEL)
 MATCH_TEXT = {"bytes": "identical bytes", "pixels": "identical pixels, different files"}
 
 
@@ -249,7 +250,7 @@ def leak_decision(leak: LeakedImage, reviewer: str, dataset: str, against: str, 
     if leak.image.image_hash is None:
         raise BloodcellError(f"this image can't be read, so no decision can be recorded: {leak.image.problem}")
     context = f"leaked: also in {against} as {Path(leak.other_path).name} ({leak.detail})"
-    return _decision(DUPLICATES_PAGE, leak.key, leak.image, "drop", reviewer, dataset, latest, None,
+    return _decision(DUPLICATES_PAGE, leak.key, leak.image, ReviewAction.DROP, reviewer, dataset, latest, None,
                      _with_note(context, note))
 
 
@@ -280,7 +281,7 @@ def _with_note(context: str, note: str) -> str:
 
 
 def _check_new_label(action: str, new_label: str | None) -> str | None:
-    if action == "relabel":
+    if action == ReviewAction.RELABEL:
         if not new_label or not str(new_label).strip():
             raise BloodcellError("pick the new label first")
         return str(new_label).strip()
@@ -292,7 +293,7 @@ def group_decisions(group: DuplicateGroup, action: str, reviewer: str, dataset: 
                     new_label: str | None = None, note: str = "") -> list[Decision]:
     """The decisions one group action records, one per distinct image content.
 
-    - ``keep-one``: ``keep`` for ``keep_path`` (``keep-one-copy`` when it has byte-identical copies
+    - ``keep-one-copy``: ``keep`` for ``keep_path`` (``keep-one-copy`` when it has byte-identical copies
       in the group, which the export then leaves out), ``drop`` for every image with other content;
     - ``drop`` / ``not-duplicate``: that action for every image;
     - ``relabel``: every image relabelled to ``new_label``.
@@ -302,7 +303,7 @@ def group_decisions(group: DuplicateGroup, action: str, reviewer: str, dataset: 
     new_label = _check_new_label(action, new_label)
     context = f"{group.kind} duplicate group of {len(group.images)} ({group.detail})"
     planned: list[tuple[ReviewImage, str]] = []
-    if action == KEEP_ONE:
+    if action == ReviewAction.KEEP_ONE_COPY:
         kept = next((image for image in group.images if image.path == keep_path), None)
         if kept is None:
             raise BloodcellError("pick the image to keep")
@@ -312,8 +313,8 @@ def group_decisions(group: DuplicateGroup, action: str, reviewer: str, dataset: 
         copies = [image for image in group.images if image.image_hash == kept.image_hash and image is not kept]
         # byte-identical copies share one content hash, so one decision covers them all:
         # keep-one-copy tells the export to keep the chosen file and leave the copies out
-        planned.append((kept, KEEP_ONE_COPY if copies else "keep"))
-        planned += [(image, "drop") for image in group.images if image.image_hash != kept.image_hash]
+        planned.append((kept, ReviewAction.KEEP_ONE_COPY if copies else ReviewAction.KEEP))
+        planned += [(image, ReviewAction.DROP) for image in group.images if image.image_hash != kept.image_hash]
     else:
         planned = [(image, action) for image in group.images]
     decisions: list[Decision] = []

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bloodcell_core.audit.base import AuditContext, AuditSettings
+from bloodcell_core.audit.base import AuditContext, AuditSettings, FeatureSource
 from bloodcell_core.audit.registry import CHECKS
 from bloodcell_core.data.datasets import Dataset
 from bloodcell_core.errors import BloodcellError
@@ -38,13 +38,14 @@ def load_predictor(model_dir: str | Path | None = None) -> tuple[Predictor | Non
 
 def run_audit(dataset: Dataset, predictor: Predictor | None = None, against: Dataset | None = None,
               settings: AuditSettings | None = None, progress: ProgressFn | None = None,
-              no_model_reason: str | None = None) -> dict[str, Any]:
+              no_model_reason: str | None = None, features: FeatureSource | None = None) -> dict[str, Any]:
     """Every check in :data:`CHECKS`; a check that can't run is listed under ``skipped`` with why.
 
-    ``no_model_reason`` says why ``predictor`` is None (e.g. from :func:`load_predictor`).
+    ``no_model_reason`` says why ``predictor`` is None (e.g. from :func:`load_predictor`); ``features``,
+    where the model's features come from when they are already computed (default: embed here).
     """
     settings = settings or AuditSettings()
-    context = AuditContext(dataset, settings, predictor, against, progress, no_model_reason)
+    context = AuditContext(dataset, settings, predictor, against, progress, no_model_reason, features)
     findings: dict[str, Any] = {}
     skipped: dict[str, str] = {}
     for name, check in CHECKS.items():
@@ -83,7 +84,8 @@ def audit_cache_path(dataset: Dataset, predictor: Predictor | None = None) -> Pa
 
 def cached_audit(dataset: Dataset, predictor: Predictor | None = None, against: Dataset | None = None,
                  settings: AuditSettings | None = None, progress: ProgressFn | None = None,
-                 no_model_reason: str | None = None, refresh: bool = False) -> dict[str, Any]:
+                 no_model_reason: str | None = None, refresh: bool = False,
+                 features: FeatureSource | None = None) -> dict[str, Any]:
     """:func:`run_audit`, reusing the cached report when dataset, model, settings and OTHER match."""
     settings = settings or AuditSettings()
     path = audit_cache_path(dataset, predictor)
@@ -96,7 +98,7 @@ def cached_audit(dataset: Dataset, predictor: Predictor | None = None, against: 
                 return stored["report"]
         except (OSError, ValueError, AttributeError, KeyError):
             pass  # missing or unusable cache entry: compute afresh
-    report = run_audit(dataset, predictor, against, settings, progress, no_model_reason)
+    report = run_audit(dataset, predictor, against, settings, progress, no_model_reason, features)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_text(json.dumps({"key": key, "report": report}))

@@ -5,15 +5,17 @@ import argparse
 from pathlib import Path
 
 from bloodcell_core.bench.runner import BenchSettings
+from bloodcell_core.cli_args import add_command, add_model_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "bench", help="measure latency, throughput, audit time and app responsiveness against the targets",
+    parser = add_command(
+        subparsers, "bench", run,
+        help="measure latency, throughput, audit time and app responsiveness against the targets",
         description="Times the default (or given) model, localisation, Grad-CAM, batch and end-to-end "
                     "throughput, the data audit's hashing and duplicate search, an EfficientNetB3 baseline "
                     "and the app in headless Chromium; writes benchmarks.md and benchmarks.json.")
-    parser.add_argument("--model", default=None, help="model folder (default: the shipped model)")
+    add_model_argument(parser)
     parser.add_argument("--data", default=None,
                         help="class-folder dataset to time on (default: ../shared/data/pbc-dev when present, "
                              "else generated images, labelled as such)")
@@ -23,7 +25,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--note", default="", help="a remark printed in the report (e.g. what else was running)")
     parser.add_argument("--screenshots", default=None, metavar="DIR",
                         help="save a screenshot of the app after each timed step (to check what was timed)")
-    parser.set_defaults(func=run)
 
 
 def settings_from_args(args: argparse.Namespace) -> BenchSettings:

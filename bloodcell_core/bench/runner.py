@@ -5,8 +5,8 @@ what a user waits for on this machine, not a CPU-time estimate.  Latencies are r
 p50/p95 over ``repeats`` calls; throughputs from the median time of whole batches.
 
 :func:`run_benchmarks` measures everything (the app part through
-:mod:`bloodcell_core.bench.app_timing`) and returns one JSON-ready report dictionary;
-:mod:`bloodcell_core.bench.report` writes it out.
+:mod:`bloodcell_core.bench.app_subprocess`, which runs ``scripts/app_timing.py``) and returns one
+JSON-ready report dictionary; :mod:`bloodcell_core.bench.report` writes it out.
 """
 from __future__ import annotations
 
@@ -423,7 +423,7 @@ def _measure(settings: BenchSettings, predictor: Any, data: _Data, images: list[
 
 def run_benchmarks(settings: BenchSettings, progress: ProgressFn | None = None) -> dict[str, Any]:
     """Measure everything; returns the report dictionary (see :mod:`bloodcell_core.bench.report`)."""
-    from bloodcell_core.bench.app_timing import time_app
+    from bloodcell_core.bench.app_subprocess import time_app
     from bloodcell_core.inference.predictor import Predictor
     from bloodcell_core.models.store import resolve_model_dir
 

@@ -57,12 +57,16 @@ def load_images(dataset: Dataset, indices: np.ndarray,
 
 # --- which of a dataset's images a model trained on -------------------------------------
 
+def _source_pairs(entries: Sequence[Any]) -> list[tuple[str | None, str | None]]:
+    """(source, fingerprint) of each card entry that is an object."""
+    return [(s.get("source"), s.get("fingerprint")) for s in entries if isinstance(s, Mapping)]
+
+
 def _card_sources(card: ModelCard) -> list[tuple[str | None, str | None]]:
     """(source, fingerprint) of every training source a card names: ``data`` itself, each ``data.sources``
     entry and the ``adaptation.data`` of a lab-adapted model (a multi-source card lists one entry per set)."""
-    listed = [*card.data.sources, card.adaptation.get("data") or {}]
     return [(card.data.source, card.data.fingerprint),
-            *((s.get("source"), s.get("fingerprint")) for s in listed if isinstance(s, Mapping))]
+            *_source_pairs([*card.data.sources, card.adaptation.get("data") or {}])]
 
 
 def _resolved(path: str) -> set[Path]:
@@ -74,14 +78,25 @@ def _resolved(path: str) -> set[Path]:
     return {raw.resolve(), (PROJECT_ROOT / raw).resolve()}
 
 
-def is_training_source(card: ModelCard | Mapping[str, Any], dataset: Dataset) -> bool:
-    """True when ``dataset`` is one of the card's training sources: same fingerprint or same path."""
-    sources = _card_sources(ModelCard.of(card))
+def _is_among(sources: Sequence[tuple[str | None, str | None]], dataset: Dataset) -> bool:
+    """Whether ``dataset`` is one of the (source, fingerprint) pairs: same fingerprint or same path."""
     fingerprints = {str(fingerprint) for _, fingerprint in sources if fingerprint}
     if fingerprints and dataset.fingerprint() in fingerprints:
         return True
     here = Path(dataset.source).resolve()
     return any(here in _resolved(str(source)) for source, _ in sources if source)
+
+
+def is_training_source(card: ModelCard | Mapping[str, Any], dataset: Dataset) -> bool:
+    """True when ``dataset`` is one of the card's training sources: same fingerprint or same path."""
+    return _is_among(_card_sources(ModelCard.of(card)), dataset)
+
+
+def is_home_source(card: ModelCard | Mapping[str, Any], dataset: Dataset) -> bool:
+    """True when ``dataset`` is the model's home laboratory: its first (or only) training source,
+    the one its validation and review thresholds rest on."""
+    data = ModelCard.of(card).data
+    return _is_among(_source_pairs(data.sources)[:1] or [(data.source, data.fingerprint)], dataset)
 
 
 def seen_in_training(card: ModelCard | Mapping[str, Any], dataset: Dataset) -> bool:

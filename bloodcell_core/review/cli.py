@@ -9,41 +9,39 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+from bloodcell_core.cli_args import REVIEW_DATABASE, add_command
 from bloodcell_core.errors import BloodcellError
 from bloodcell_core.review.auth import ROLES, hash_password, load_accounts
 from bloodcell_core.review.store import ACTIONS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    hasher = subparsers.add_parser(
-        "hash-password", help="make a bcrypt password hash and a reviewer account for .streamlit/secrets.toml",
+    hasher = add_command(
+        subparsers, "hash-password", run_hash_password,
+        help="make a bcrypt password hash and a reviewer account for .streamlit/secrets.toml",
         description="Reads a password (twice, not echoed), prints its salted bcrypt hash and a "
                     "[reviewers.<username>] section to paste into .streamlit/secrets.toml.")
     hasher.add_argument("--username", default="reviewer", help="account name in the snippet (default: reviewer)")
     hasher.add_argument("--display-name", help="name shown in the app (default: the username)")
     hasher.add_argument("--role", choices=ROLES, default="reviewer", help="reviewer (records) or viewer (views)")
     hasher.add_argument("--stdin", action="store_true", help="read the password from the first line of stdin")
-    hasher.set_defaults(func=run_hash_password)
 
-    exporter = subparsers.add_parser(
-        "review-export", help="export the review decisions (audit trail) as CSV",
-        description="Writes every decision, newest first, from the review database "
-                    "($BLOODCELL_DB_URL, $BLOODCELL_DB or data/review.sqlite).")
+    exporter = add_command(
+        subparsers, "review-export", run_review_export, help="export the review decisions (audit trail) as CSV",
+        description=f"Writes every decision, newest first, from the review database ({REVIEW_DATABASE}).")
     exporter.add_argument("--out", type=Path, help="CSV file to write (default: stdout)")
     exporter.add_argument("--reviewer", help="only this reviewer's decisions")
     exporter.add_argument("--action", choices=ACTIONS, help="only this action")
     exporter.add_argument("--dataset", help="only this dataset")
     exporter.add_argument("--since", type=_utc_datetime, help="only decisions at or after this ISO time (UTC if no zone)")
-    exporter.set_defaults(func=run_review_export)
 
-    archive = subparsers.add_parser(
-        "archive-export", help="export the reviewed-cell archive as a folder of class folders (input for adapt)",
+    archive = add_command(
+        subparsers, "archive-export", run_archive_export,
+        help="export the reviewed-cell archive as a folder of class folders (input for adapt)",
         description="Writes every archived cell (accepted or corrected on Classify) as OUT/<class>/<sha256>.png, "
-                    "labelled by its latest decision, from the review database "
-                    "($BLOODCELL_DB_URL, $BLOODCELL_DB or data/review.sqlite).")
+                    f"labelled by its latest decision, from the review database ({REVIEW_DATABASE}).")
     archive.add_argument("--out", type=Path, required=True, help="folder to write (new or empty)")
     archive.add_argument("--source", help="only cells archived under this laboratory/source name")
-    archive.set_defaults(func=run_archive_export)
 
 
 def _utc_datetime(text: str) -> datetime:

@@ -22,11 +22,14 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bloodcell_core.data.images import content_hash
+from bloodcell_core.paths import data_dir
+from bloodcell_core.review.auth import AuthConfigError
 
 COOKIE_NAME = "bloodcell_session"
 COOKIE_LIFETIME_S = 12 * 3600
@@ -192,3 +195,20 @@ class SessionStore:
         for path in self.images.iterdir():
             if _SHA256.match(path.name) and path.name not in wanted:
                 path.unlink(missing_ok=True)
+
+
+def idle_minutes(secrets: Mapping[str, Any]) -> float:
+    """``[access] idle_timeout_minutes`` (default 30): a positive number of minutes."""
+    access = secrets.get("access") or {}
+    value = access.get("idle_timeout_minutes", DEFAULT_IDLE_MINUTES) if isinstance(access, Mapping) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise AuthConfigError("[access] idle_timeout_minutes must be a positive number of minutes")
+    return float(value)
+
+
+def session_store(secrets: Mapping[str, Any]) -> SessionStore:
+    """The app's session store, configured from the secrets' ``[access]`` section."""
+    access = secrets.get("access") or {}
+    configured = access.get("session_secret") if isinstance(access, Mapping) else None
+    root = data_dir()
+    return SessionStore(root, secret_key(str(configured) if configured else None, root), idle_minutes(secrets) * 60)

@@ -65,8 +65,6 @@ class ReviewAction(StrEnum):
     ADAPT_MODEL = "adapt-model"  # a reviewer adapted a model on archived cells (bloodcell_core.adaptation.from_archive)
 
 
-KEEP_ONE_COPY = ReviewAction.KEEP_ONE_COPY
-ADAPT_MODEL = ReviewAction.ADAPT_MODEL
 ACTIONS = tuple(action.value for action in ReviewAction)
 ACTIONS_NEEDING_NEW_LABEL = (ReviewAction.RELABEL, ReviewAction.CORRECT_PREDICTION, ReviewAction.ADAPT_MODEL)
 SCHEMA_VERSION = 2

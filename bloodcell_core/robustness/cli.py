@@ -5,6 +5,7 @@ import argparse
 import json
 from typing import Any
 
+from bloodcell_core.cli_args import add_command, add_model_argument
 from bloodcell_core.evaluation.cli import add_held_out_argument
 from bloodcell_core.models.card import ModelCard
 
@@ -14,7 +15,7 @@ SHIFT_DEFAULT_MAX = 2000
 
 def _common_arguments(parser: argparse.ArgumentParser, default_max: int) -> None:
     parser.add_argument("data", help="dataset: folder of class folders, .npz, or CSV manifest (path,label)")
-    parser.add_argument("--model", default=None, help="model folder (default: the shipped model)")
+    add_model_argument(parser)
     parser.add_argument("--split", default=None, help="npz split to use (default: all splits)")
     parser.add_argument("--max-images", type=int, default=default_max,
                         help=f"stratified sample size (default: {default_max}; 0 = every image)")
@@ -27,19 +28,19 @@ def _common_arguments(parser: argparse.ArgumentParser, default_max: int) -> None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    robustness = subparsers.add_parser(
-        "robustness", help="accuracy under MedMNIST-C blood corruptions and Gaussian noise",
+    robustness = add_command(
+        subparsers, "robustness", run, help="accuracy under MedMNIST-C blood corruptions and Gaussian noise",
         description="Corrupt every image with the 11 MedMNIST-C blood corruptions at 5 severities "
                     "and with Gaussian noise; report accuracy, balanced accuracy and per-class recall.")
     _common_arguments(robustness, ROBUSTNESS_DEFAULT_MAX)
-    robustness.set_defaults(func=run, bench="robustness")
-    shift = subparsers.add_parser(
-        "shift-bench", help="accuracy and needs-review flags under synthetic domain shifts",
+    robustness.set_defaults(bench="robustness")
+    shift = add_command(
+        subparsers, "shift-bench", run, help="accuracy and needs-review flags under synthetic domain shifts",
         description="Apply 5 domain shifts (zoom out off-centre, zoom in, yellow blurred background, "
                     "stain shift, low-res JPEG) to held-out images; report accuracy and how many errors "
                     "the needs-review flag catches.")
     _common_arguments(shift, SHIFT_DEFAULT_MAX)
-    shift.set_defaults(func=run, bench="shift-bench")
+    shift.set_defaults(bench="shift-bench")
 
 
 def _rounded(value: float | None) -> float | None:

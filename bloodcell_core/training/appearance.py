@@ -91,3 +91,18 @@ def random_appearance(images: tf.Tensor, grayscale_p: float = 0.15, resolution_p
     x = _resolution_loss(x, n, resolution_p)
     x = _blur_or_sharpen(x, n, blur_p, sharpen_p)
     return tf.clip_by_value(x, 0.0, 255.0)
+
+
+def random_stain_density(images: tf.Tensor, low: float = 0.25, high: float = 1.2,
+                         channel_spread: tuple[float, float] = (0.75, 1.3)) -> tf.Tensor:
+    """Another stain concentration: optical density (Beer-Lambert, -log transmittance) scaled per image.
+
+    Transmittance to the power s scales every pixel's optical density by s, so the white
+    background stays white while the nucleus gets lighter (s < 1) or darker (s > 1): LISC's
+    Giemsa-Wright nuclei carry a fifth to a half of PBC's density.  s is log-uniform in
+    [low, high], times a per-channel factor (the dyes absorb the three channels differently).
+    """
+    n = tf.shape(images)[0]
+    scale = tf.exp(_uniform(n, tf.math.log(low), tf.math.log(high))) * _uniform(n, *channel_spread, (1, 1, 3))
+    transmittance = tf.clip_by_value(images, 1.0, 255.0) / 255.0
+    return tf.pow(transmittance, scale) * 255.0

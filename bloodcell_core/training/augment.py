@@ -2,7 +2,8 @@
 
 Names usable in ``--augment``: the microscopy set (flip, rot90, zoom, colour, blur, noise),
 ``appearance`` (another laboratory's stain, light, camera and focus, drawn per image:
-:mod:`bloodcell_core.training.appearance`) and the published set (randaugment, augmix, mixup, cutmix; noise is shared).  Offline
+:mod:`bloodcell_core.training.appearance`), ``density`` (another stain concentration: optical
+density scaled, after ``appearance``) and the published set (randaugment, augmix, mixup, cutmix; noise is shared).  Offline
 raw-image shifts and corruptions live in :mod:`bloodcell_core.training.prepare`.
 """
 from __future__ import annotations
@@ -12,11 +13,12 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
-from bloodcell_core.training.appearance import random_appearance
+from bloodcell_core.training.appearance import random_appearance, random_stain_density
 
-AUGMENTATIONS = ("flip", "rot90", "zoom", "colour", "appearance", "blur", "noise", "randaugment", "augmix", "mixup",
-                 "cutmix")
+AUGMENTATIONS = ("flip", "rot90", "zoom", "colour", "appearance", "density", "blur", "noise", "randaugment", "augmix",
+                 "mixup", "cutmix")
 APPEARANCE_SHARE = 0.75  # with "appearance", this share of images gets another laboratory's look
+DENSITY_SHARE = 0.5  # with "density", this share of images gets another stain concentration
 DEFAULT_AUGMENT = ("flip", "rot90", "zoom", "colour", "noise", "mixup")
 
 Batch = tuple[tf.Tensor, tf.Tensor, tf.Tensor]  # images (float 0..255), one-hot labels, sample weights
@@ -59,7 +61,7 @@ def build_augmenter(names: tuple[str, ...] | list[str], seed: int, zoom: float =
     noise = keras.layers.GaussianNoise(0.025, seed=seed) if "noise" in names else None  # on 0..1 scale
     mixers = [keras.layers.MixUp(alpha=0.2, seed=seed)] if "mixup" in names else []
     mixers += [keras.layers.CutMix(factor=0.5, seed=seed)] if "cutmix" in names else []
-    flip, rot90, appearance = "flip" in names, "rot90" in names, "appearance" in names
+    flip, rot90, appearance, density = "flip" in names, "rot90" in names, "appearance" in names, "density" in names
 
     def augment(images: tf.Tensor, labels: tf.Tensor, weights: tf.Tensor) -> Batch:
         images = tf.cast(images, tf.float32)
@@ -70,6 +72,9 @@ def build_augmenter(names: tuple[str, ...] | list[str], seed: int, zoom: float =
         if appearance:
             keep = tf.random.uniform([tf.shape(images)[0], 1, 1, 1]) >= appearance_share
             images = tf.where(keep, images, random_appearance(images))
+        if density:
+            change = tf.random.uniform([tf.shape(images)[0], 1, 1, 1]) < DENSITY_SHARE
+            images = tf.where(change, random_stain_density(images), images)
         if noise is not None:
             images = noise(images / 255.0, training=True) * 255.0
         for mixer in mixers:  # together they mix half of the batches; the rest stay unmixed

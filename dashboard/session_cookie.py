@@ -1,6 +1,6 @@
 """Streamlit glue for :mod:`bloodcell_core.review.sessions`: keep the sign-in and the batch across reloads.
 
-:func:`keep_session` runs at the top of every page run (from ``auth.sign_in_form``):
+:func:`keep_session` runs at the top of every page run (from :func:`dashboard.sign_in.sign_in_form`):
 
 - on a session's first run it looks for the session cookie (``st.context.cookies``, sent with
   the page's websocket request) and, when it names a live record, restores the sign-in from it;
@@ -9,7 +9,7 @@
 - a session without a record gets a new one, and the browser the cookie (a two-line script drawn
   with ``st.html``; the cookie is not HttpOnly, as only a page script can set it from Streamlit);
 - signing in moves the session to a new record and cookie (no session fixation), signing out
-  deletes the record (:func:`remember_user`, :func:`forget_session`, called by ``auth``).
+  deletes the record (:func:`remember_user`, :func:`forget_session`, called by ``sign_in``).
 
 The context's cookies are those of the websocket's start, so they are only read on the first run:
 after a sign-out the old cookie is not read again, and the new record's cookie replaces it.
@@ -21,31 +21,23 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from bloodcell_core.paths import data_dir
-from bloodcell_core.review.sessions import COOKIE_LIFETIME_S, COOKIE_NAME, DEFAULT_IDLE_MINUTES, SessionRecord, \
-    SessionStore, secret_key
+import streamlit as st
+
+from bloodcell_core.errors import BloodcellError
+from bloodcell_core.review.auth import SESSION_MODE_KEY, SESSION_USER_KEY
+from bloodcell_core.review.sessions import COOKIE_LIFETIME_S, COOKIE_NAME, SessionRecord, SessionStore, \
+    session_store
 
 SESSION_ID_KEY = "auth_session_id"
 COOKIE_CHECKED_KEY = "auth_cookie_checked"
 PENDING_COOKIE_KEY = "auth_pending_cookie"  # a cookie to hand the browser on the next run
 
 
-def idle_minutes(secrets: Mapping[str, Any]) -> float:
-    """``[access] idle_timeout_minutes`` (default 30): a positive number of minutes."""
-    from bloodcell_core.review.auth import AuthConfigError
-
-    access = secrets.get("access") or {}
-    value = access.get("idle_timeout_minutes", DEFAULT_IDLE_MINUTES) if isinstance(access, Mapping) else None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise AuthConfigError("[access] idle_timeout_minutes must be a positive number of minutes")
-    return float(value)
-
-
-def session_store(secrets: Mapping[str, Any]) -> SessionStore:
-    access = secrets.get("access") or {}
-    configured = access.get("session_secret") if isinstance(access, Mapping) else None
-    root = data_dir()
-    return SessionStore(root, secret_key(str(configured) if configured else None, root), idle_minutes(secrets) * 60)
+def app_secrets() -> Mapping[str, Any]:
+    """``st.secrets`` as plain dicts, or ``{}`` when there is no (readable) secrets.toml."""
+    if not st.secrets.load_if_toml_exists():
+        return {}
+    return st.secrets.to_dict()
 
 
 def cookie_script(value: str, max_age_s: int) -> str:
@@ -56,10 +48,6 @@ def cookie_script(value: str, max_age_s: int) -> str:
 
 
 def _restore(record: SessionRecord) -> None:
-    import streamlit as st
-
-    from bloodcell_core.review.auth import SESSION_MODE_KEY, SESSION_USER_KEY
-
     if record.user and SESSION_USER_KEY not in st.session_state:
         st.session_state[SESSION_USER_KEY] = record.user
         st.session_state[SESSION_MODE_KEY] = record.mode
@@ -67,10 +55,6 @@ def _restore(record: SessionRecord) -> None:
 
 def _sign_out_locally() -> bool:
     """Forget this session's sign-in and record id; whether someone was signed in."""
-    import streamlit as st
-
-    from bloodcell_core.review.auth import SESSION_MODE_KEY, SESSION_USER_KEY
-
     was_signed_in = st.session_state.get(SESSION_USER_KEY) is not None
     for key in (SESSION_USER_KEY, SESSION_MODE_KEY, SESSION_ID_KEY):
         st.session_state.pop(key, None)
@@ -79,8 +63,6 @@ def _sign_out_locally() -> bool:
 
 def keep_session(secrets: Mapping[str, Any], container: Any) -> SessionRecord:
     """This session's live record (restored, checked or new; see the module docstring)."""
-    import streamlit as st
-
     store = session_store(secrets)
     record = None
     session_id = st.session_state.get(SESSION_ID_KEY)
@@ -120,11 +102,6 @@ def _best_effort(action: Callable[..., None]) -> Callable[..., None]:
 def _current() -> tuple[SessionStore, SessionRecord] | None:
     """(store, this session's live record), or None: no record, or persistence unavailable (a
     configuration error, which the sign-in widgets show, or a data directory that can't be used)."""
-    import streamlit as st
-
-    from bloodcell_core.errors import BloodcellError
-    from bloodcell_core.review.auth import app_secrets
-
     session_id = st.session_state.get(SESSION_ID_KEY)
     if not session_id:
         return None
@@ -151,8 +128,6 @@ def remember_user(name: str | None, mode: str | None) -> None:
     A new id on sign-in means a cookie planted or seen before the sign-in never carries it.  The
     new cookie is written by the next run's :func:`keep_session` (the sign-in reruns at once).
     """
-    import streamlit as st
-
     current = _current()
     if current is None:
         return
@@ -170,8 +145,6 @@ def forget_session() -> None:
 
     Should the record not be deletable, it is at least stripped of the user and the batch.
     """
-    import streamlit as st
-
     current = _current()
     st.session_state.pop(SESSION_ID_KEY, None)
     if current is None:

@@ -1,5 +1,13 @@
 """App responsiveness as a user sees it: ``streamlit run app.py`` driven by headless Chromium.
 
+    python scripts/app_timing.py --model DIR --scratch DIR --out app.json IMAGE IMAGE [...] [--batch IMAGE ...]
+
+``python -m bloodcell_core bench`` runs this script as a subprocess (``bloodcell_core/bench/app_subprocess.py``)
+and puts the JSON it writes in the report's ``app`` section.  It lives in ``scripts/``, not in the core,
+because it knows the app: it starts ``app.py`` and finds the Classify page through the page table
+(``dashboard/navigation.py`` ``PAGES``), and the core imports nothing of the app.  It is a measurement,
+not a pass/fail test, so it is not under ``tests/``.
+
 Measured, in order, in one browser session:
 
 1. first render: from starting the Streamlit process to the home page's title being shown
@@ -29,25 +37,23 @@ reason; anything failing mid-way is reported with what was measured so far.
 """
 from __future__ import annotations
 
+import argparse
+import json
 import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bloodcell_core.paths import PROJECT_ROOT
-from bloodcell_core.progress import ProgressFn
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync")
-APP_SCRIPT = "app.py"
-CLASSIFY_PAGE = "pages/classify.py"
-CLASSIFY_TITLE = "Classify"  # the page's title in the sidebar navigation (app.py PAGES)
+from bloodcell_core.progress import ProgressFn  # noqa: E402
+from dashboard.navigation import PAGES, PageEntry  # noqa: E402
+from scripts.app_server import (APP_SCRIPT, CHROMIUM, PROJECT_ROOT, chromium_available,  # noqa: E402
+                                launch_chromium, start_app, stop_app, wait_for_server)
+
+CLASSIFY_PAGE: PageEntry = next(page for page in PAGES if page.filename == "classify.py")
 SERVER_START_TIMEOUT_S = 90.0
 STEP_TIMEOUT_S = 120.0
 LATER_PREDICTIONS = 2
@@ -100,9 +106,9 @@ def app_unavailable_reason(project_root: Path = PROJECT_ROOT, chromium: Path = C
     """Why the app can't be timed here, or None when it can."""
     if not (project_root / APP_SCRIPT).is_file():
         return f"{APP_SCRIPT} not found in {project_root}"
-    if not (project_root / CLASSIFY_PAGE).is_file():
-        return f"{CLASSIFY_PAGE} not found (the Classify page is needed for the prediction timings)"
-    if not (chromium.is_file() and os.access(chromium, os.X_OK)):
+    if not (project_root / CLASSIFY_PAGE.path).is_file():
+        return f"{CLASSIFY_PAGE.path} not found (the {CLASSIFY_PAGE.title} page is needed for the prediction timings)"
+    if not chromium_available(chromium):
         return f"Chromium not found at {chromium}"
     for module in ("playwright.sync_api", "streamlit"):
         try:
@@ -110,35 +116,6 @@ def app_unavailable_reason(project_root: Path = PROJECT_ROOT, chromium: Path = C
         except ImportError:
             return f"Python package {module.split('.')[0]} not installed"
     return None
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def streamlit_command(port: int, secrets_file: Path) -> list[str]:
-    """The app on localhost only, no file watching, no telemetry, an isolated (empty) secrets file
-    so a local sign-in configuration can't change what is timed."""
-    return [sys.executable, "-m", "streamlit", "run", APP_SCRIPT, "--server.address", "127.0.0.1",
-            "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-            "--server.fileWatcherType", "none", "--server.runOnSave", "false",
-            "--global.developmentMode", "false", "--secrets.files", str(secrets_file)]
-
-
-def wait_for_server(url: str, process: subprocess.Popen, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"streamlit exited with code {process.returncode} before serving")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.05)
-    raise RuntimeError(f"streamlit did not answer on {url} within {timeout_s:.0f} s")
 
 
 def process_tree(root_pid: int) -> list[int]:
@@ -233,11 +210,11 @@ def _sign_in(page: Any) -> None:
 
 
 def _open_classify(page: Any, url: str) -> None:
-    link = page.locator(NAV_LINK, has_text=CLASSIFY_TITLE)
+    link = page.locator(NAV_LINK, has_text=CLASSIFY_PAGE.title)
     if link.count():
         link.first.click()
     else:
-        page.goto(f"{url}/classify")
+        page.goto(f"{url}/{CLASSIFY_PAGE.url_path}")
     page.locator(FILE_INPUT).first.wait_for(state="attached", timeout=STEP_TIMEOUT_S * 1000)
 
 
@@ -326,27 +303,23 @@ def time_app(model_dir: Path, image_files: list[Path], scratch: Path, progress: 
                             "[access]\nallow_unverified_names = true\n")
     env = {**os.environ, "BLOODCELL_MODEL": str(model_dir), "BLOODCELL_DATA_DIR": str(scratch / "data"),
            "TF_CPP_MIN_LOG_LEVEL": "3"}
-    port = free_port()
     result = _empty_result()
     log_path = scratch / "streamlit.log"
     with sync_playwright() as playwright, log_path.open("wb") as log:
         try:
-            browser = playwright.chromium.launch(executable_path=str(chromium), args=list(CHROMIUM_FLAGS),
-                                                 headless=True)
+            browser = launch_chromium(playwright, chromium)
         except PlaywrightError as exc:
             return {"status": "skipped", "reason": f"Chromium did not start: {_first_line(exc)}"}
         result["browser"] = f"Chromium {browser.version} (headless, Playwright)"
         started = time.perf_counter()
-        process = subprocess.Popen(streamlit_command(port, secrets_file), cwd=project_root, env=env,
-                                   stdout=log, stderr=subprocess.STDOUT)
+        process, url = start_app(secrets_file, env, log, project_root)
         try:
-            _drive(browser, f"http://127.0.0.1:{port}", process, started, image_files, batch_files or [], result,
-                   progress, screenshot_dir)
+            _drive(browser, url, process, started, image_files, batch_files or [], result, progress, screenshot_dir)
         except (PlaywrightError, RuntimeError) as exc:
             result.update(status="failed", reason=_failure(exc, log_path))
         finally:
             browser.close()
-            _stop(process)
+            stop_app(process)
     return result
 
 
@@ -362,13 +335,25 @@ def _failure(exc: Exception, log_path: Path) -> str:
     return f"{type(exc).__name__}: {_first_line(exc)}{tail}"
 
 
-def _stop(process: subprocess.Popen) -> None:
-    """Terminate the Streamlit process we started (and only it), killing it if it lingers."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=15)
+def _print_progress(done: int, total: int, label: str = "") -> None:
+    """Progress for the parent process (``bench``): one ``progress <done> <total>`` line per step."""
+    print(f"progress {done} {total}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Time the dashboard in headless Chromium; writes JSON.")
+    parser.add_argument("images", nargs="+", type=Path, help="single uploads (at least two)")
+    parser.add_argument("--batch", nargs="*", type=Path, default=[], help="60 (better 200) images for the gallery")
+    parser.add_argument("--model", type=Path, required=True, help="the model folder the app loads")
+    parser.add_argument("--scratch", type=Path, required=True, help="a folder for the app's data and log")
+    parser.add_argument("--out", type=Path, required=True, help="where the JSON result goes")
+    parser.add_argument("--screenshots", type=Path, help="save a screenshot after each timed step")
+    args = parser.parse_args(argv)
+    result = time_app(args.model, args.images, args.scratch, _print_progress, screenshot_dir=args.screenshots,
+                      batch_files=args.batch)
+    args.out.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
