@@ -53,3 +53,11 @@ def test_density_is_an_augmentation_name() -> None:
     images = tf.constant(_batch(8))
     out, _, _ = build_augmenter(("density",), seed=0)(images, labels, tf.ones(8))
     assert out.shape == images.shape and float(tf.reduce_max(out)) <= 255
+
+
+def test_grayscale_share_one_turns_every_changed_image_grey() -> None:
+    labels = tf.one_hot(np.zeros(8, np.int64), 3)
+    grey, _, _ = build_augmenter(("appearance",), seed=0, appearance_share=1.0, grayscale_share=1.0)(
+        tf.constant(_batch(8)), labels, tf.ones(8))
+    channels = grey.numpy()
+    assert np.allclose(channels[..., 0], channels[..., 1], atol=1e-3) and np.allclose(channels[..., 1], channels[..., 2], atol=1e-3)

@@ -76,6 +76,13 @@ def test_train_refuses_an_unknown_test_time_view_before_training(tmp_path, capsy
     assert not (tmp_path / "m").exists()
 
 
+def test_train_refuses_a_share_outside_0_to_1_before_training(tmp_path, capsys) -> None:
+    data = write_class_folders(tmp_path / "data", ["lymphocyte", "platelet"], per_class=2)
+    assert main(["train", str(data), "--out", str(tmp_path / "m"), "--grayscale-share", "1.5"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --grayscale-share is a share: give a number from 0 to 1"
+    assert not (tmp_path / "m").exists()
+
+
 def test_images_of_unknown_classes_are_reported_apart(tmp_path) -> None:
     data = write_class_folders(tmp_path / "train", ["ig", "monocyte"], per_class=6)
     model, card = train(load_dataset(data), TrainConfig(**TINY))

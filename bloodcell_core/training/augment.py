@@ -18,6 +18,7 @@ from bloodcell_core.training.appearance import random_appearance, random_stain_d
 AUGMENTATIONS = ("flip", "rot90", "zoom", "colour", "appearance", "density", "blur", "noise", "randaugment", "augmix",
                  "mixup", "cutmix")
 APPEARANCE_SHARE = 0.75  # with "appearance", this share of images gets another laboratory's look
+GRAYSCALE_SHARE = 0.15  # of the images "appearance" changes, this share is turned grey
 DENSITY_SHARE = 0.5  # with "density", this share of images gets another stain concentration
 DEFAULT_AUGMENT = ("flip", "rot90", "zoom", "colour", "noise", "mixup")
 
@@ -43,7 +44,8 @@ def check_augmentations(names: tuple[str, ...] | list[str]) -> None:
 
 
 def build_augmenter(names: tuple[str, ...] | list[str], seed: int, zoom: float = 0.2,
-                    appearance_share: float = APPEARANCE_SHARE) -> Callable[[tf.Tensor, tf.Tensor, tf.Tensor], Batch]:
+                    appearance_share: float = APPEARANCE_SHARE, grayscale_share: float = GRAYSCALE_SHARE
+                    ) -> Callable[[tf.Tensor, tf.Tensor, tf.Tensor], Batch]:
     check_augmentations(names)
     image_layers: list[keras.layers.Layer] = []
     if "zoom" in names:
@@ -71,7 +73,7 @@ def build_augmenter(names: tuple[str, ...] | list[str], seed: int, zoom: float =
             images = layer(images, training=True)
         if appearance:
             keep = tf.random.uniform([tf.shape(images)[0], 1, 1, 1]) >= appearance_share
-            images = tf.where(keep, images, random_appearance(images))
+            images = tf.where(keep, images, random_appearance(images, grayscale_p=grayscale_share))
         if density:
             change = tf.random.uniform([tf.shape(images)[0], 1, 1, 1]) < DENSITY_SHARE
             images = tf.where(change, random_stain_density(images), images)

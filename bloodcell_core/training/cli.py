@@ -52,6 +52,9 @@ def _check_config(config: TrainConfig) -> None:
     check_augmentations(config.augment)
     if config.weights and not Path(config.weights).is_file():
         raise BloodcellError(f"{config.weights}: no such weights file")
+    for name in ("appearance_share", "grayscale_share", "clean_fraction", "min_source_share"):
+        if not 0.0 <= getattr(config, name) <= 1.0:
+            raise BloodcellError(f"--{name.replace('_', '-')} is a share: give a number from 0 to 1")
     if config.init_model and config.weights:
         raise BloodcellError("give --init-model (a trained model) or --weights (ImageNet weights), not both")
 

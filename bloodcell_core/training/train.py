@@ -60,6 +60,7 @@ class TrainConfig:
     min_source_share: float = 0.1  # with several sources, each is oversampled to at least this share of an epoch
     zoom: float = 0.2  # RandomZoom range of the "zoom" augmentation (+-): another lab frames its cells differently
     appearance_share: float = 0.75  # share of images the "appearance" augmentation gives another laboratory's look
+    grayscale_share: float = 0.15  # share of those turned grey ("appearance"): colour can't carry the class alone
 
 
 def _subsample(dataset: Dataset, max_images: int | None, seed: int) -> Dataset:
@@ -125,7 +126,8 @@ def _make_train_dataset(prepared, indices, labels_onehot, sample_weights, config
         output_signature=signature)
     steps = int(np.ceil(len(indices) / config.batch_size))
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(steps))
-    augment = build_augmenter(tuple(config.augment), config.seed, config.zoom, config.appearance_share)
+    augment = build_augmenter(tuple(config.augment), config.seed, config.zoom, config.appearance_share,
+                              config.grayscale_share)
     return dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
 
 
