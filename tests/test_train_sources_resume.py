@@ -55,6 +55,7 @@ def test_train_on_two_sources_lists_both_in_the_card(tmp_path) -> None:
     assert sources[1]["n_train"] + sources[1]["n_validation"] == 8
     assert set(card.validation_by_source) <= {"home", "other"} and "home" in card.validation_by_source
     assert card.classes == CLASSES
+    assert card.name == "home+other-compact-32px"  # named after every source, not the last one
 
 
 class _StopAfterFirstEpoch(keras.callbacks.Callback):

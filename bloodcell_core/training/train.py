@@ -377,7 +377,7 @@ def _make_card(model, dataset: Dataset, prepared: PreparedData, config: TrainCon
     from bloodcell_core.models.store import package_versions
 
     return ModelCard.from_json({
-        "name": Path(dataset.source).name + f"-{config.arch}-{config.input_size}px",
+        "name": "+".join(Path(d.source).name for d in sourcing[0]) + f"-{config.arch}-{config.input_size}px",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "classes": dataset.classes,
         "input_size": config.input_size,
