@@ -21,3 +21,11 @@ def add_model_argument(parser: argparse.ArgumentParser | argparse._MutuallyExclu
                        what: str = "model folder") -> None:
     """``--model DIR``, None meaning the shipped model."""
     parser.add_argument("--model", default=None, help=f"{what} {SHIPPED_MODEL}")
+
+
+def add_held_out_argument(parser: argparse.ArgumentParser) -> None:
+    """``--held-out-only``, shared by evaluate, crosslab, robustness and shift-bench."""
+    parser.add_argument("--held-out-only", action="store_true",
+                        help="when DATA is (or contains) one of the model's training sources, score only the "
+                             "card's held-out validation images (without it, a warning says the scores "
+                             "include training images)")

@@ -4,18 +4,19 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bloodcell_core.cli_args import add_command
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from bloodcell_core.data.download import PBC_PAGE, SOURCES
 
     listing = "; ".join(f"{name}: {source.about}" for name, source in SOURCES.items())
-    parser = subparsers.add_parser(
-        "download", help="download a public blood-cell dataset (BloodMNIST npz files)",
+    parser = add_command(
+        subparsers, "download", run, help="download a public blood-cell dataset (BloodMNIST npz files)",
         description=f"Download a public dataset, checked against its published MD5. {listing}. "
                     f"The full-size PBC images come from {PBC_PAGE} (a browser download).")
     parser.add_argument("name", choices=list(SOURCES), help="which dataset")
     parser.add_argument("--out", default="data/datasets", help="folder to save it in (default: data/datasets)")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

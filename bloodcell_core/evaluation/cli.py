@@ -8,50 +8,41 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bloodcell_core.cli_args import add_command, add_held_out_argument, add_model_argument
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("evaluate", help="metrics of a model on a labelled dataset")
+    parser = add_command(subparsers, "evaluate", run, help="metrics of a model on a labelled dataset")
     parser.add_argument("data", help="folder of class folders, .npz or CSV manifest")
-    parser.add_argument("--model", default=None, help="model folder (default: the shipped model)")
+    add_model_argument(parser)
     parser.add_argument("--split", default=None, help="npz split (default: all splits)")
     parser.add_argument("--out", required=True, help="report JSON path")
     add_held_out_argument(parser)
-    parser.set_defaults(func=run)
 
-    crosslab = subparsers.add_parser(
-        "crosslab", help="accuracy and needs-review flags of a model on other laboratories' datasets",
+    crosslab = add_command(
+        subparsers, "crosslab", run_crosslab, help="accuracy and needs-review flags of a model on other laboratories' datasets",
         description="One section per dataset (folder, .npz or CSV manifest): accuracy and balanced accuracy "
                     "over the classes it has, confusion matrix, per-class scores, how many errors the "
                     "needs-review flag catches, whether the model saw it in training, and its errors.")
     crosslab.add_argument("data", nargs="+", help="datasets: folders of class folders, .npz or CSV manifests")
-    crosslab.add_argument("--model", default=None, help="model folder (default: the shipped model)")
+    add_model_argument(crosslab)
     crosslab.add_argument("--out", required=True, help="report JSON path")
     add_held_out_argument(crosslab)
     crosslab.add_argument("--record", action="store_true",
                           help="also store each laboratory's headline figures in the model's card (key 'crosslab'), "
                                "shown on Home and checked by the real-data regression test")
-    crosslab.set_defaults(func=run_crosslab)
 
-    calibrator = subparsers.add_parser(
-        "calibrate", help="fit a model's probability temperature and needs-review thresholds on labelled images",
+    calibrator = add_command(
+        subparsers, "calibrate", run_calibrate, help="fit a model's probability temperature and needs-review thresholds on labelled images",
         description="Temperature scaling: shown probabilities match how often the model is right, no prediction "
                     "changes. On the model's own training data the card's held-out validation images are used.")
     calibrator.add_argument("data", help="folder of class folders, .npz or CSV manifest")
-    calibrator.add_argument("--model", default=None, help="model folder (default: the shipped model)")
+    add_model_argument(calibrator)
     calibrator.add_argument("--out", default=None, help="write the calibrated model folder here (default: update "
                                                           "the model's card in place)")
     calibrator.add_argument("--tta", default=None, metavar="VIEWS",
                             help="test-time views to average, e.g. identity,rot180 (see bloodcell_core.inference."
                                  "tta); stored in the card and used for the fit (default: keep the card's)")
-    calibrator.set_defaults(func=run_calibrate)
-
-
-def add_held_out_argument(parser: argparse.ArgumentParser) -> None:
-    """``--held-out-only``, shared by evaluate, crosslab, robustness and shift-bench."""
-    parser.add_argument("--held-out-only", action="store_true",
-                        help="when DATA is (or contains) one of the model's training sources, score only the "
-                             "card's held-out validation images (without it, a warning says the scores "
-                             "include training images)")
 
 
 def write_report(out: Path, report: dict[str, Any]) -> None:

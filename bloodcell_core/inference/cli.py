@@ -6,17 +6,18 @@ import json
 import sys
 from pathlib import Path
 
+from bloodcell_core.cli_args import add_command, add_model_argument
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("predict", help="classify image files or folders (recursive)")
+    parser = add_command(subparsers, "predict", run, help="classify image files or folders (recursive)")
     parser.add_argument("paths", nargs="+", help="image files or folders")
-    parser.add_argument("--model", default=None, help="model folder (default: the shipped model)")
+    add_model_argument(parser)
     parser.add_argument("--out", required=True, help="CSV path")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--summary", default=None, metavar="FILE",
                         help="also write a JSON summary: n_images, n_flagged, batch_shift (does the batch as a "
                              "whole look unlike the training laboratory's images?)")
-    parser.set_defaults(func=run)
 
 
 def prediction_rows(paths: list[str], predictor, batch_size: int = 64, progress=None,

@@ -5,8 +5,7 @@ import argparse
 import json
 from typing import Any
 
-from bloodcell_core.cli_args import add_command, add_model_argument
-from bloodcell_core.evaluation.cli import add_held_out_argument
+from bloodcell_core.cli_args import add_command, add_held_out_argument, add_model_argument
 from bloodcell_core.models.card import ModelCard
 
 ROBUSTNESS_DEFAULT_MAX = 1000  # 62 corrupted copies of each image: keep CPU runs to minutes

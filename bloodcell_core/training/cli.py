@@ -6,13 +6,14 @@ import shlex
 import sys
 from dataclasses import fields
 
+from bloodcell_core.cli_args import add_command
 from bloodcell_core.training.train import TrainConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     defaults = TrainConfig()
-    parser = subparsers.add_parser("train", help="train a model on a folder, .npz or CSV manifest",
-                                   description="Train a classifier; writes DIR/model.keras and DIR/card.json.")
+    parser = add_command(subparsers, "train", run, help="train a model on a folder, .npz or CSV manifest",
+                         description="Train a classifier; writes DIR/model.keras and DIR/card.json.")
     parser.add_argument("data", nargs="*", help="one or more datasets: folder of class folders, .npz or CSV manifest "
                                                 "(path,label); several sources are balanced (--min-source-share)")
     parser.add_argument("--out", default=None, help="output model folder (also the run folder for --resume)")
@@ -32,7 +33,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         value = getattr(defaults, f.name)
         kind = type(value) if value is not None else (str if f.name in ("weights", "init_model") else int)
         parser.add_argument(flag, type=kind, default=value, help=f"(default: {value})")
-    parser.set_defaults(func=run)
 
 
 def _config_from_args(args: argparse.Namespace) -> TrainConfig:
