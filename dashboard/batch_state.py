@@ -16,8 +16,8 @@ from bloodcell_core.reporting.uploads import DecodedUpload, decode_upload
 from dashboard import session_cookie
 
 UPLOADS_KEY = "classify_uploads"  # the uploader's widget key
-THUMBNAILS_KEY = "classify_thumbnails"  # {model key|image hash: data URI of the gallery thumbnail}
-DECODED_KEY = "classify_decoded"  # {image hash|file name: DecodedUpload}: each upload decoded once
+THUMBNAILS_KEY = "classify_thumbnails"  # {(model key, image hash): data URI of the gallery thumbnail}
+DECODED_KEY = "classify_decoded"  # {(content hash, file name): DecodedUpload}: each upload decoded once
 
 
 def current_batch(files: list | None) -> tuple[list[tuple[str, bytes]], bool]:
@@ -56,21 +56,20 @@ def show_kept_batch(count: int) -> None:
 
 def decoded_uploads(files: list[tuple[str, bytes]], max_bytes: int) -> list[DecodedUpload]:
     """Each (name, bytes) decoded once per session (a rerun only hashes the bytes again)."""
-    previous: dict[str, DecodedUpload] = st.session_state.get(DECODED_KEY, {})
-    current: dict[str, DecodedUpload] = {}
-    for name, data in files:
-        key = f"{content_hash(data)}|{name}"
-        current[key] = previous.get(key) or decode_upload(name, data, max_bytes)
+    previous: dict[tuple[str, str], DecodedUpload] = st.session_state.get(DECODED_KEY, {})
+    keys = [(content_hash(data), name) for name, data in files]  # hashed once per rerun
+    current = {key: previous.get(key) or decode_upload(key[1], data, max_bytes)
+               for key, (_name, data) in zip(keys, files)}
     st.session_state[DECODED_KEY] = current
-    return [current[f"{content_hash(data)}|{name}"] for name, data in files]
+    return [current[key] for key in keys]
 
 
 def thumbnails_for(uploads: list[DecodedUpload], images: list[ClassifiedImage], model_key: str) -> list[str]:
     """The gallery thumbnail (the model's crop, with its confidence) of every image, made once."""
-    cache: dict[str, str] = st.session_state.setdefault(THUMBNAILS_KEY, {})
+    cache: dict[tuple[str, str], str] = st.session_state.setdefault(THUMBNAILS_KEY, {})
     for upload, image in zip(uploads, images):
-        key = f"{model_key}|{upload.image_hash}"
+        key = (model_key, upload.image_hash)
         if key not in cache:
             prediction = image.prediction
             cache[key] = crop_thumbnail(upload.image, prediction.crop_box, f"{prediction.confidence:.0%}")
-    return [cache[f"{model_key}|{u.image_hash}"] for u in uploads]
+    return [cache[(model_key, u.image_hash)] for u in uploads]

@@ -26,17 +26,14 @@ TABLE_COLUMNS = ["dataset", "images", "classes present", "accuracy", "balanced a
 RATE_COLUMNS = ("accuracy", "balanced accuracy", "flagged", "errors flagged", "confident errors")
 
 
-def other_laboratories(card: ModelCard, datasets: Mapping[str, Dataset]) -> dict[str, Dataset]:
-    """The datasets (by label) other than the model's home laboratory; the ones it never trained on
-    first.  A laboratory that is a further training source is kept: it is scored on its held-out
-    images only and marked as seen."""
-    labs = {label: dataset for label, dataset in datasets.items() if not is_home_source(card, dataset)}
-    return dict(sorted(labs.items(), key=lambda pair: seen_in_training(card, pair[1])))
-
-
-def never_trained_on(card: ModelCard, labs: Mapping[str, Dataset]) -> list[str]:
-    """The labels of the laboratories the model never saw an image of (the fair test)."""
-    return [label for label, dataset in labs.items() if not seen_in_training(card, dataset)]
+def other_laboratories(card: ModelCard, datasets: Mapping[str, Dataset]) -> tuple[dict[str, Dataset], list[str]]:
+    """(the datasets by label other than the model's home laboratory, the ones it never trained on
+    first; the labels of those never trained on).  A laboratory that is a further training source is
+    kept: it is scored on its held-out images only and marked as seen."""
+    seen = {label: seen_in_training(card, dataset) for label, dataset in datasets.items()
+            if not is_home_source(card, dataset)}
+    labs = {label: datasets[label] for label in sorted(seen, key=seen.__getitem__)}
+    return labs, [label for label in labs if not seen[label]]
 
 
 def run_laboratories(datasets: Mapping[str, Dataset], predictor: Any, progress: ProgressFn | None = None

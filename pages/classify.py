@@ -24,8 +24,8 @@ from dashboard.batch_state import (THUMBNAILS_KEY, UPLOADS_KEY, current_batch, d
                                    thumbnails_for, touch_session, uploads_changed)
 from dashboard.sign_in import current_reviewer
 
-PREDICTIONS_KEY = "classify_predictions"  # {model key|image hash: Prediction}
-EXPLANATIONS_KEY = "classify_explanations"  # {model key|method|image hash: (crop, heatmap)}
+PREDICTIONS_KEY = "classify_predictions"  # {(model key, image hash): Prediction}
+EXPLANATIONS_KEY = "classify_explanations"  # {(model key, image hash, method, class): (crop, heatmap)}
 MESSAGE_KEY = "classify_message"  # the outcome of the last review click: (kind, text)
 VIEWS = ("Gallery", "Cards")
 PER_PAGE = 6
@@ -36,28 +36,29 @@ TOAST_ICONS = {"success": ":material/task_alt:", "info": ":material/info:", "war
 
 def predictions_for(uploads: list[DecodedUpload], predictor: Predictor, model_key: str) -> list[Prediction]:
     """Predictions for the readable uploads, computed once per model and image for this session."""
-    cache: dict[str, Prediction] = st.session_state.setdefault(PREDICTIONS_KEY, {})
-    missing = {u.image_hash: u.image for u in uploads if f"{model_key}|{u.image_hash}" not in cache}
+    cache: dict[tuple[str, str], Prediction] = st.session_state.setdefault(PREDICTIONS_KEY, {})
+    missing = {u.image_hash: u.image for u in uploads if (model_key, u.image_hash) not in cache}
     if missing:
         with state.progress_bar("Classifying") as progress:
             predicted = predictor.predict_images(list(missing.values()), batch_size=32, progress=progress)
-        cache.update({f"{model_key}|{h}": p for h, p in zip(missing, predicted)})
-    return [cache[f"{model_key}|{u.image_hash}"] for u in uploads]
+        cache.update({(model_key, h): p for h, p in zip(missing, predicted)})
+    return [cache[(model_key, u.image_hash)] for u in uploads]
 
 
 def forget_other_images(hashes: set[str]) -> None:
-    """Drop cached predictions and heatmaps of images no longer uploaded (memory stays bounded)."""
+    """Drop cached predictions, heatmaps and thumbnails of images no longer uploaded (memory stays
+    bounded); each cache is keyed by a tuple whose second item is the image hash."""
     for key in (PREDICTIONS_KEY, EXPLANATIONS_KEY, THUMBNAILS_KEY):
         cache: dict = st.session_state.get(key, {})
-        for stale in [k for k in cache if k.split("|")[-2 if key == EXPLANATIONS_KEY else -1] not in hashes]:
+        for stale in [k for k in cache if k[1] not in hashes]:
             del cache[stale]
 
 
 def explanation_for(upload: DecodedUpload, predictor: Predictor, model_key: str, method: str,
                     class_name: str) -> tuple[np.ndarray, np.ndarray]:
     """(crop, heatmap) for one image, computed once per model, method and image for this session."""
-    cache: dict[str, tuple[np.ndarray, np.ndarray]] = st.session_state.setdefault(EXPLANATIONS_KEY, {})
-    key = f"{model_key}|{method}|{upload.image_hash}|{class_name}"
+    cache: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = st.session_state.setdefault(EXPLANATIONS_KEY, {})
+    key = (model_key, upload.image_hash, method, class_name)
     if key not in cache:
         explainer = state.load_explainer(predictor, state.selected_model_dir(), method)
         with st.spinner(f"Computing {method}..."):

@@ -281,11 +281,10 @@ def laboratories_section(predictor: Predictor, model_dir: Path) -> None:
     st.caption("The model on real images from laboratories other than its training sources (another stain, "
                "microscope, camera and framing): scores over the classes each set has, and how many of the "
                "errors the needs-review flag catches.")
-    labs = labs_view.other_laboratories(predictor.card, open_all_datasets())
+    labs, unseen = labs_view.other_laboratories(predictor.card, open_all_datasets())
     if not labs:
         st.info("No dataset under the data roots other than the model's home laboratory.")
         return
-    unseen = labs_view.never_trained_on(predictor.card, labs)
     chosen = st.multiselect("Laboratories", list(labs), default=unseen or list(labs), key=f"{PREFIX}_labs",
                             help="Chosen at first: the laboratories the model never trained on. One it trained "
                                  "on is scored on its held-out images only, and still flatters the model.")
