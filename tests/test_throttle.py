@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import time
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -63,7 +62,21 @@ def test_settings_come_from_the_access_section():
         throttle_settings({"access": {"sign_in_lock_after": 0}})
 
 
-def test_the_sign_in_form_refuses_even_the_right_password_while_throttled(monkeypatch, tmp_path, caplog):
+@pytest.fixture
+def app_clock(monkeypatch: pytest.MonkeyPatch):
+    """The app's one throttle on a test clock (a slow run can't outwait a delay by accident), emptied
+    before and after."""
+    from bloodcell_core.review.throttle import SIGN_IN_THROTTLE
+
+    clock = Clock()
+    monkeypatch.setattr(SIGN_IN_THROTTLE, "_clock", clock)
+    SIGN_IN_THROTTLE.reset()
+    yield clock
+    SIGN_IN_THROTTLE.reset()
+
+
+def test_the_sign_in_form_refuses_even_the_right_password_while_throttled(monkeypatch, tmp_path, caplog,
+                                                                         app_clock):
     monkeypatch.setenv("BLOODCELL_DATA_DIR", str(tmp_path))
     app = AppTest.from_string(PAGE, default_timeout=30)
     app.secrets.update({"reviewers": {"alice": {"password_hash": hash_password(PASSWORD, rounds=4),
@@ -81,5 +94,5 @@ def test_the_sign_in_form_refuses_even_the_right_password_while_throttled(monkey
         assert attempt(PASSWORD) == ["Too many failed sign-ins: try again in 1 s."]
     assert "reviewer=None" in [t.value for t in app.text]
     assert "'wrong'" not in caplog.text and PASSWORD not in caplog.text
-    time.sleep(1.05)  # the first delay has passed
+    app_clock.now += 1.05  # the first delay has passed
     assert attempt(PASSWORD) == [] and "reviewer=alice" in [t.value for t in app.text]
