@@ -332,10 +332,27 @@ def _initial_model(config: TrainConfig, classes: list[str], crop_size: int) -> t
     if list(card.classes) != list(classes):
         raise BloodcellError(f"{config.init_model}: its classes {card.classes} differ from the data's {classes}")
     if card.crop_size != crop_size or card.architecture != config.arch:
-        raise BloodcellError(f"{config.init_model}: a {card.architecture} model on {card.crop_size} px "
-                             f"crops; this run asks for {config.arch} on {crop_size} px (set --arch/--input-size)")
+        model = _resized_compact(model, card, config, crop_size)
     return model, {"name": card.name, "command": card.command, "created": card.created,
-                   "data_fingerprint": card.data.fingerprint}
+                   "data_fingerprint": card.data.fingerprint, "crop_size": card.crop_size}
+
+
+def _resized_compact(model, card, config: TrainConfig, crop_size: int):
+    """The compact CNN is fully convolutional (global pooling before the head), so a model
+    trained on one crop size gives its weights to the same network on another size."""
+    from bloodcell_core.errors import BloodcellError
+    from bloodcell_core.models.architectures import build_model
+
+    parent_width = float(card.config.get("width", 1.0))
+    same_network = card.architecture == config.arch == "compact" and parent_width == config.width
+    if not same_network or card.input_size != card.crop_size or config.input_size != crop_size:
+        raise BloodcellError(f"{config.init_model}: a {card.architecture} model (width {parent_width:g}) on "
+                             f"{card.crop_size} px crops; this run asks for {config.arch} (width {config.width:g}) "
+                             f"on {crop_size} px; only the compact CNN of the same width changes crop size "
+                             "(set --arch/--width/--input-size)")
+    resized = build_model("compact", len(card.classes), crop_size, None, config.dropout, width=config.width)
+    resized.set_weights(model.get_weights())
+    return resized
 
 
 def _recalibrate(model, prepared: PreparedData, train_idx, onehot, sample_weights, val_data,
