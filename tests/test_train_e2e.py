@@ -123,18 +123,20 @@ def test_training_can_continue_from_a_trained_model(tmp_path) -> None:
     other = write_class_folders(tmp_path / "other", ["ig", "monocyte", "neutrophil"], per_class=4)
     with pytest.raises(BloodcellError, match="classes"):
         train(load_dataset(other), TrainConfig(**{**TINY, "init_model": str(first)}))
-    with pytest.raises(BloodcellError, match="same width"):
-        train(load_dataset(data), TrainConfig(**{**TINY, "init_model": str(first), "input_size": 48, "width": 0.5}))
+    with pytest.raises(BloodcellError, match="grows wider"):
+        train(load_dataset(data), TrainConfig(**{**TINY, "init_model": str(first), "input_size": 48, "width": 0.125}))
 
 
-def test_a_compact_model_continues_on_another_crop_size(tmp_path) -> None:
-    """Fully convolutional: 32 px weights carry over to a 48 px network, the card says so."""
+def test_a_compact_model_continues_on_another_crop_size_and_width(tmp_path) -> None:
+    """Fully convolutional: 32 px weights carry over to a wider 48 px network, the card says so."""
     data = write_class_folders(tmp_path / "data", ["ig", "monocyte"], per_class=6)
     model, card = train(load_dataset(data), TrainConfig(**TINY), command="pytest first")
     first = save_model(model, card, tmp_path / "first")
     bigger, bigger_card = train(load_dataset(data), TrainConfig(**{**TINY, "init_model": str(first), "input_size": 48,
-                                                                   "learning_rate": 1e-9, "warmup_epochs": 0}))
+                                                                   "width": 0.5, "learning_rate": 1e-9}))
     assert bigger.input_shape[1:3] == (48, 48) and bigger_card.crop_size == 48
     assert bigger_card.training["initialised_from"]["crop_size"] == 32
-    stem = [layer.get_weights()[0] for layer in (model.get_layer("stem_conv"), bigger.get_layer("stem_conv"))]
-    assert np.allclose(*stem, atol=1e-4)  # a learning rate of ~0: the 32 px weights are still there
+    assert bigger_card.training["initialised_from"]["width"] == 0.25
+    before, after = (m.get_layer("stem_conv").get_weights()[0] for m in (model, bigger))
+    assert after.shape[-1] > before.shape[-1]
+    assert np.allclose(before, after[..., :before.shape[-1]], atol=1e-4)  # learning rate ~0: still the parent's

@@ -331,28 +331,30 @@ def _initial_model(config: TrainConfig, classes: list[str], crop_size: int) -> t
     model, card = load_model(config.init_model)
     if list(card.classes) != list(classes):
         raise BloodcellError(f"{config.init_model}: its classes {card.classes} differ from the data's {classes}")
-    if card.crop_size != crop_size or card.architecture != config.arch:
+    parent_width = float(card.config.get("width", 1.0))
+    if card.crop_size != crop_size or card.architecture != config.arch or parent_width != config.width:
         model = _resized_compact(model, card, config, crop_size)
     return model, {"name": card.name, "command": card.command, "created": card.created,
-                   "data_fingerprint": card.data.fingerprint, "crop_size": card.crop_size}
+                   "data_fingerprint": card.data.fingerprint, "crop_size": card.crop_size,
+                   "width": parent_width}
 
 
 def _resized_compact(model, card, config: TrainConfig, crop_size: int):
-    """The compact CNN is fully convolutional (global pooling before the head), so a model
-    trained on one crop size gives its weights to the same network on another size."""
+    """The parent's weights in the same compact CNN on another crop size or a greater width
+    (see :mod:`bloodcell_core.models.carry`)."""
     from bloodcell_core.errors import BloodcellError
     from bloodcell_core.models.architectures import build_model
+    from bloodcell_core.models.carry import carry_weights
 
     parent_width = float(card.config.get("width", 1.0))
-    same_network = card.architecture == config.arch == "compact" and parent_width == config.width
-    if not same_network or card.input_size != card.crop_size or config.input_size != crop_size:
+    fits = card.architecture == config.arch == "compact" and config.width >= parent_width
+    if not fits or card.input_size != card.crop_size or config.input_size != crop_size:
         raise BloodcellError(f"{config.init_model}: a {card.architecture} model (width {parent_width:g}) on "
                              f"{card.crop_size} px crops; this run asks for {config.arch} (width {config.width:g}) "
-                             f"on {crop_size} px; only the compact CNN of the same width changes crop size "
+                             f"on {crop_size} px; only the compact CNN changes crop size or grows wider "
                              "(set --arch/--width/--input-size)")
-    resized = build_model("compact", len(card.classes), crop_size, None, config.dropout, width=config.width)
-    resized.set_weights(model.get_weights())
-    return resized
+    target = build_model("compact", len(card.classes), crop_size, None, config.dropout, width=config.width)
+    return carry_weights(model, target)
 
 
 def _recalibrate(model, prepared: PreparedData, train_idx, onehot, sample_weights, val_data,
