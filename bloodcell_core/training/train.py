@@ -333,20 +333,19 @@ def _initial_model(config: TrainConfig, classes: list[str], crop_size: int) -> t
         raise BloodcellError(f"{config.init_model}: its classes {card.classes} differ from the data's {classes}")
     parent_width = float(card.config.get("width", 1.0))
     if card.crop_size != crop_size or card.architecture != config.arch or parent_width != config.width:
-        model = _resized_compact(model, card, config, crop_size)
+        model = _resized_compact(model, card, config, crop_size, parent_width)
     return model, {"name": card.name, "command": card.command, "created": card.created,
                    "data_fingerprint": card.data.fingerprint, "crop_size": card.crop_size,
                    "width": parent_width}
 
 
-def _resized_compact(model, card, config: TrainConfig, crop_size: int):
+def _resized_compact(model, card, config: TrainConfig, crop_size: int, parent_width: float):
     """The parent's weights in the same compact CNN on another crop size or a greater width
     (see :mod:`bloodcell_core.models.carry`)."""
     from bloodcell_core.errors import BloodcellError
     from bloodcell_core.models.architectures import build_model
     from bloodcell_core.models.carry import carry_weights
 
-    parent_width = float(card.config.get("width", 1.0))
     fits = card.architecture == config.arch == "compact" and config.width >= parent_width
     if not fits or card.input_size != card.crop_size or config.input_size != crop_size:
         raise BloodcellError(f"{config.init_model}: a {card.architecture} model (width {parent_width:g}) on "
