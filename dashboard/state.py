@@ -110,7 +110,18 @@ def model_status(model_dir: str | Path) -> str:
 
 def selected_card() -> tuple[Path, ModelCard]:
     """(folder, card) of the picked model without loading it; ModelLoadError if the folder is broken."""
-    return check_model_folder(selected_model_dir())
+    path = resolve_model_dir(selected_model_dir())
+    return _checked_card(model_key(path), str(path))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _checked_card(key: str, model_dir: str) -> tuple[Path, ModelCard]:  # noqa: ARG001 (key: the files' mtimes)
+    """check_model_folder once per model version: it reads the ~1 MB card and CRC-checks model.keras.
+
+    cache_data hands each caller its own copy, so a page that edits the card cannot change
+    another's; errors are not cached, so a broken folder is checked again on the next run.
+    """
+    return check_model_folder(model_dir)
 
 
 @st.cache_resource(max_entries=16, show_spinner="Preparing the explanation method...")

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -102,3 +104,35 @@ def test_saved_model_files_get_the_same_mode_as_the_card(tiny_model_dir):
     """save_model writes through a 0600 temporary file; the model must not stay private to its owner."""
     model_mode = (tiny_model_dir / "model.keras").stat().st_mode & 0o777
     assert model_mode == (tiny_model_dir / "card.json").stat().st_mode & 0o777
+
+
+def test_selected_card_checks_each_model_version_once(tmp_path, tiny_model_dir, monkeypatch):
+    """Home and Adapt call selected_card on every rerun: the card read and CRC check run once per version."""
+    import streamlit as st
+
+    from dashboard import state
+
+    folder = tmp_path / "copy"
+    shutil.copytree(tiny_model_dir, folder)
+    checks = []
+    real_check = state.check_model_folder
+    monkeypatch.setattr(state, "check_model_folder", lambda path: checks.append(path) or real_check(path))
+    monkeypatch.setattr(state, "selected_model_dir", lambda: folder)
+    state._checked_card.clear()
+    first_dir, first = state.selected_card()
+    first.name = "edited by a page"
+    _, second = state.selected_card()
+    assert len(checks) == 1 and first_dir == folder.resolve()
+    assert second.name == "tiny-dashboard-test"  # each caller gets its own copy
+    card_file = folder / "card.json"
+    card_file.write_text(card_file.read_text().replace("tiny-dashboard-test", "tiny-renamed"))
+    stamp = card_file.stat().st_mtime_ns + 10_000_000
+    os.utime(card_file, ns=(stamp, stamp))
+    assert state.selected_card()[1].name == "tiny-renamed" and len(checks) == 2
+    (folder / "model.keras").write_bytes(b"not a zip")
+    with pytest.raises(ModelLoadError):
+        state.selected_card()
+    with pytest.raises(ModelLoadError):  # errors are not cached: checked again
+        state.selected_card()
+    assert len(checks) == 4
+    st.cache_data.clear()
