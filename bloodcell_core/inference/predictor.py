@@ -42,13 +42,29 @@ class Prediction:
         return sorted(self.probabilities.items(), key=lambda kv: -kv[1])[:k]
 
 
+def _serving_graph(model: Any) -> Any:
+    """(probabilities, pooled features) of ``model`` with its BatchNorms folded into the convolutions.
+
+    ``Predictor.model`` stays the original: explanations, adaptation and saving use it; this graph
+    computes the same function faster (:mod:`bloodcell_core.models.fold_batchnorm`).
+    """
+    import keras
+
+    from bloodcell_core.models.fold_batchnorm import fold_batchnorm
+
+    served = fold_batchnorm(model)
+    try:
+        features = served.get_layer("features").output
+    except ValueError:
+        features = served.layers[-2].output
+    return keras.Model(served.inputs, [served.outputs[0], features])
+
+
 class Predictor:
     """A loaded model with its card. Build once (the app caches it with st.cache_resource)."""
 
     def __init__(self, model: Any, card: ModelCard | dict[str, Any]):
         """``card``: a :class:`ModelCard` or its JSON mapping (read once here)."""
-        import keras
-
         card = ModelCard.of(card)
         self.model = model
         self.card = card
@@ -59,11 +75,7 @@ class Predictor:
         self.temperature = card.calibration.effective_temperature
         self.tta_views: tuple[str, ...] = card.views
         self._ood_distance = ood_scorer(self.policy)
-        try:
-            features = model.get_layer("features").output
-        except ValueError:
-            features = model.layers[-2].output
-        self._outputs_and_features = keras.Model(model.inputs, [model.outputs[0], features])
+        self._outputs_and_features = _serving_graph(model)
 
     @classmethod
     def load(cls, model_dir: str | Path | None = None) -> "Predictor":
