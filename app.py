@@ -26,6 +26,7 @@ def navigation_pages() -> dict[str, list]:
 # the ":material/...:" icons inside pages are drawn with the Material Symbols font Streamlit bundles
 # (static/media/MaterialSymbols-Rounded.*.woff2), so they stay local (tests/test_browser.py checks).
 st.set_page_config(page_title="Blood-cell review", page_icon="🩸", layout="wide")
+state.keep_keras_state_between_runs()  # the model stays loaded; Streamlit would reset Keras after each run
 navigation = st.navigation(navigation_pages())
 state.model_picker()
 try:

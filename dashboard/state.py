@@ -15,6 +15,7 @@ Usage from a page (``require_view`` or ``sign_in`` first, once per run)::
 from __future__ import annotations
 
 import re
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -65,6 +66,30 @@ def md_escape(text: object) -> str:
 
 
 # -- models ------------------------------------------------------------------------------------
+
+def keep_keras_state_between_runs() -> None:
+    """Stop Streamlit clearing the Keras session after every script run (idempotent; from app.py).
+
+    Streamlit's script runner calls ``keras.backend.clear_session()`` when a run ends, for apps
+    that build models in the script. Ours loads them once (:func:`load_predictor`), and the call
+    costs each rerun (an upload, a review click) about 0.3 s here: a full ``gc.collect()`` over
+    TensorFlow's heap, and an emptied kernel cache that the next prediction rebuilds. The other
+    half of Streamlit's clean-up (closing matplotlib figures) is kept.
+    """
+    from streamlit.runtime.scriptrunner import script_runner
+
+    if getattr(script_runner, "_clean_problem_modules", None) is not _close_matplotlib_figures:
+        script_runner._clean_problem_modules = _close_matplotlib_figures
+
+
+def _close_matplotlib_figures() -> None:
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        try:
+            pyplot.close("all")
+        except Exception:  # noqa: BLE001 (as Streamlit's own clean-up: never fail a run over it)
+            pass
+
 
 def model_key(model_dir: str | Path) -> str:
     """Path plus modification times of model.keras and card.json: changes when the model does."""

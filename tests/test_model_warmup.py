@@ -136,3 +136,23 @@ def test_selected_card_checks_each_model_version_once(tmp_path, tiny_model_dir, 
         state.selected_card()
     assert len(checks) == 4
     st.cache_data.clear()
+
+
+def test_streamlit_does_not_reset_keras_after_each_run(dashboard_env, monkeypatch):
+    """Streamlit clears the Keras session after every run (0.3 s here: gc and TF's kernel cache); app.py stops it."""
+    import keras
+    from streamlit.runtime.scriptrunner import script_runner
+    from streamlit.testing.v1 import AppTest
+
+    cleared = []
+    monkeypatch.setattr(keras.backend, "clear_session", lambda *a, **k: cleared.append(1))
+    app = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=30)
+    app.secrets.update({"access": {"read_only_open": True}})
+    app.run()
+    app.run()
+    assert not app.exception and cleared == []
+    from dashboard import state
+
+    assert script_runner._clean_problem_modules is state._close_matplotlib_figures
+    state.keep_keras_state_between_runs()  # idempotent
+    assert script_runner._clean_problem_modules is state._close_matplotlib_figures
