@@ -10,7 +10,7 @@ import pytest
 from bloodcell_core.cli import main
 from bloodcell_core.errors import BloodcellError
 from bloodcell_core.inference.temperature import apply_temperature
-from bloodcell_core.inference.tta import VIEWS, run_views
+from bloodcell_core.inference.tta import VIEWS, run_views, run_views_where_unsure
 from bloodcell_core.models.card import NO_TTA, VIEW_NAMES, card_views, parse_views
 from tests.helpers_dashboard import write_cell_dataset
 
@@ -99,4 +99,62 @@ def test_a_card_naming_an_unknown_view_is_refused_before_tensorflow_loads(tmp_pa
     card = json.loads((model / "card.json").read_text())
     (model / "card.json").write_text(json.dumps({**card, "inference": {"tta": ["identity", "upside"]}}))
     with pytest.raises(ModelLoadError, match=r"card\.json: unknown test-time view\(s\) upside"):
+        check_model_folder(model)
+
+
+def _corner_model(batch: np.ndarray):
+    """Two-class "probabilities" from the top-left pixel (orientation-sensitive), and that pixel as a feature."""
+    top = batch[:, 0, 0, 0] / 100.0
+    return np.stack([top, 1 - top], axis=1), batch[:, 0, 0, 0:1]
+
+
+def test_extra_views_are_added_only_for_the_unsure_crops():
+    calls = []
+
+    def run(batch: np.ndarray):
+        calls.append(len(batch))
+        return _corner_model(batch)
+
+    batch = np.zeros((3, 4, 4, 3), np.float32)
+    batch[:, 0, 0, 0] = [100.0, 60.0, 0.0]  # identity+rot180 average: 0.5/0.5 (unsure), 0.3/0.7, 0/1 (sure)
+    batch[2, -1, -1, 0] = 0.0
+    probabilities, features = run_views_where_unsure(run, batch, ("identity", "rot180"), ("rot90", "rot270"), 0.6)
+    assert calls == [6, 2]  # both base views of all three, then the two extra views of the one unsure crop
+    base, base_features = run_views(_corner_model, batch, ("identity", "rot180"))
+    extra, extra_features = run_views(_corner_model, batch[:1], ("rot90", "rot270"))
+    np.testing.assert_allclose(probabilities[0], (base[0] * 2 + extra[0] * 2) / 4)
+    np.testing.assert_allclose(features[0], (base_features[0] * 2 + extra_features[0] * 2) / 4)
+    np.testing.assert_allclose(probabilities[1:], base[1:])  # the sure crops keep the base average
+    calls.clear()
+    unchanged = run_views_where_unsure(run, batch, ("identity", "rot180"), ("rot90",), None)
+    assert calls == [6] and np.array_equal(unchanged[0], base)  # no threshold: no extra pass
+
+
+def test_a_card_with_extra_views_is_checked_and_served(tmp_path, tiny_model_dir, capsys):
+    from bloodcell_core.errors import ModelLoadError
+    from bloodcell_core.inference.predictor import Predictor
+    from bloodcell_core.models.store import check_model_folder
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    data = tmp_path / "cells"
+    write_cell_dataset(data)
+    assert main(["calibrate", str(data), "--model", str(model), "--tta", "identity,rot180",
+                 "--tta-extra", "rot90,rot270", "--tta-extra-below", "1.0"]) == 0
+    card = json.loads((model / "card.json").read_text())
+    assert card["inference"] == {"tta": ["identity", "rot180"], "tta_extra": ["rot90", "rot270"],
+                                 "tta_extra_below": 1.0}
+    assert "(+rot90,rot270 below 1.0)" in capsys.readouterr().err
+    served = Predictor.load(model)
+    assert served.extra_views == ("rot90", "rot270")
+    crop = served.prepare(np.zeros((64, 64, 3), np.uint8))[0][np.newaxis]
+    every_view = Predictor(served.model, {**card, "inference": {"tta": ["identity", "rot180", "rot90", "rot270"]}})
+    np.testing.assert_allclose(served.run_prepared(crop)[0], every_view.run_prepared(crop)[0], atol=1e-5)  # all unsure
+    assert main(["calibrate", str(data), "--model", str(model), "--tta-extra", "rot90"]) == 2
+    assert "--tta-extra needs --tta-extra-below" in capsys.readouterr().err
+    assert main(["calibrate", str(data), "--model", str(model), "--tta-extra", "none"]) == 0
+    assert not json.loads((model / "card.json").read_text())["inference"].get("tta_extra")
+    assert Predictor.load(model).extra_views == ()
+    (model / "card.json").write_text(json.dumps({**card, "inference": {**card["inference"], "tta_extra": ["rot180"]}}))
+    with pytest.raises(ModelLoadError, match=r"rot180 both in tta and tta_extra"):
         check_model_folder(model)

@@ -43,6 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     calibrator.add_argument("--tta", default=None, metavar="VIEWS",
                             help="test-time views to average, e.g. identity,rot180 (see bloodcell_core.inference."
                                  "tta); stored in the card and used for the fit (default: keep the card's)")
+    calibrator.add_argument("--tta-extra", default=None, metavar="VIEWS",
+                            help="views added only for crops the --tta views leave unsure, e.g. rot90,rot270; "
+                                 "'none' removes them (default: keep the card's)")
+    calibrator.add_argument("--tta-extra-below", type=float, default=None, metavar="P",
+                            help="a crop is unsure when its top probability over the --tta views (before the "
+                                 "temperature) is below P, e.g. 0.7 (required with --tta-extra)")
 
 
 def write_report(out: Path, report: dict[str, Any]) -> None:
@@ -104,6 +110,22 @@ def run_crosslab(args: argparse.Namespace) -> int:
     return 0
 
 
+def _extra_views(args: argparse.Namespace) -> tuple[list[str], float | None] | None:
+    """(views, threshold) for the card's tta_extra from --tta-extra/--tta-extra-below; None: keep the card's."""
+    from bloodcell_core.errors import BloodcellError
+    from bloodcell_core.models.card import parse_views
+
+    if args.tta_extra is None:
+        if args.tta_extra_below is not None:
+            raise BloodcellError("--tta-extra-below needs --tta-extra (the views to add)")
+        return None
+    if args.tta_extra.strip().lower() == "none":
+        return [], None
+    if args.tta_extra_below is None or not 0.0 < args.tta_extra_below <= 1.0:
+        raise BloodcellError("--tta-extra needs --tta-extra-below P, a probability in (0, 1]")
+    return list(parse_views(args.tta_extra)), float(args.tta_extra_below)
+
+
 def run_calibrate(args: argparse.Namespace) -> int:
     from bloodcell_core.data.datasets import load_dataset
     from bloodcell_core.evaluation.recalibrate import recalibrate_model
@@ -113,18 +135,21 @@ def run_calibrate(args: argparse.Namespace) -> int:
     from bloodcell_core.progress import tqdm_progress
 
     tta = None if args.tta is None else parse_views(args.tta)
+    extra = _extra_views(args)
     model_dir = resolve_model_dir(args.model)
     if args.out:
         output_folder(args.out)
     else:  # the card is rewritten in place: check that before the fit
         output_file(model_dir / "card.json")
-    predictor, card = recalibrate_model(load_dataset(args.data), model_dir, tqdm_progress(), tta)
+    predictor, card = recalibrate_model(load_dataset(args.data), model_dir, tqdm_progress(), tta, extra)
     out = save_model(predictor.model, card, args.out) if args.out else write_card(card, model_dir)
     calibration = card.calibration
     print(f"temperature {calibration.temperature} fitted on {calibration.n_images} images "
           f"({calibration.fitted_on}): ECE {calibration.ece_before:.4f} -> "
           f"{calibration.ece_after_crossfitted:.4f} (cross-fitted); needs-review confidence threshold "
           f"{card.review.confidence_threshold}; test-time views "
-          f"{','.join(predictor.tta_views)}; validation accuracy "
+          f"{','.join(predictor.tta_views)}"
+          + (f" (+{','.join(predictor.extra_views)} below {predictor.extra_views_below})" if predictor.extra_views else "")
+          + "; validation accuracy "
           f"{card.validation.get('accuracy', float('nan')):.4f} -> {out}", file=sys.stderr)
     return 0

@@ -32,16 +32,24 @@ def _images_to_fit_on(dataset: Dataset, predictor: Predictor) -> tuple[np.ndarra
 
 
 def recalibrate_model(dataset: Dataset, model_dir: str | Path | None, progress: ProgressFn | None = None,
-                      tta: tuple[str, ...] | None = None) -> tuple[Predictor, ModelCard]:
+                      tta: tuple[str, ...] | None = None,
+                      extra: tuple[list[str], float | None] | None = None) -> tuple[Predictor, ModelCard]:
     """(predictor, new card): temperature, review policy and validation report refitted.
 
-    ``tta`` (view names, :mod:`bloodcell_core.inference.tta`) changes how the model predicts,
-    so everything is refitted on predictions made with those views; None keeps the card's.
+    ``tta`` (view names, :mod:`bloodcell_core.inference.tta`) and ``extra`` (views added for
+    unsure crops, and the top probability below which a crop is unsure; ``([], None)`` removes
+    them) change how the model predicts, so everything is refitted on predictions made that
+    way; None keeps the card's.
     """
     predictor = Predictor.load(model_dir)
     base_card = predictor.card
+    inference = base_card.inference
     if tta is not None:
-        base_card = base_card.replace(inference=dataclasses.replace(base_card.inference, tta=list(tta)))
+        inference = dataclasses.replace(inference, tta=list(tta))
+    if extra is not None:
+        inference = dataclasses.replace(inference, tta_extra=list(extra[0]) or None, tta_extra_below=extra[1])
+    inference.extra_views  # noqa: B018 (a view in both lists fails before the slow work)
+    base_card = base_card.replace(inference=inference)
     uncalibrated = Predictor(predictor.model, base_card.replace(calibration={"temperature": 1.0}))
     indices, which = _images_to_fit_on(dataset, predictor)
     labels = labels_in_classes(dataset, predictor.classes)

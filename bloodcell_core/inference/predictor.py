@@ -17,7 +17,7 @@ from bloodcell_core.errors import UnreadableImageError
 from bloodcell_core.inference.feature_density import batch_shift
 from bloodcell_core.inference.review_flags import ood_scorer, review_reasons
 from bloodcell_core.inference.temperature import apply_temperature
-from bloodcell_core.inference.tta import run_views
+from bloodcell_core.inference.tta import run_views_where_unsure
 from bloodcell_core.models.card import ModelCard, ReviewPolicy
 from bloodcell_core.preprocess.localise import localise_and_crop
 from bloodcell_core.preprocess.stain import reinhard
@@ -74,6 +74,8 @@ class Predictor:
         self._stain_reference = card.preprocessing.stain_normalisation
         self.temperature = card.calibration.effective_temperature
         self.tta_views: tuple[str, ...] = card.views
+        self.extra_views: tuple[str, ...] = card.inference.extra_views  # only for unsure crops
+        self.extra_views_below = card.inference.tta_extra_below
         self._ood_distance = ood_scorer(self.policy)
         self._outputs_and_features = _serving_graph(model)
 
@@ -105,7 +107,8 @@ class Predictor:
 
     def run_prepared(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Prepared crops (N, S, S, 3) -> (probabilities, features), as served: views averaged, temperature."""
-        probabilities, features = run_views(self._outputs_and_features.predict_on_batch, batch, self.tta_views)
+        probabilities, features = run_views_where_unsure(self._outputs_and_features.predict_on_batch, batch,
+                                                         self.tta_views, self.extra_views, self.extra_views_below)
         if self.temperature != 1.0:  # the card's temperature (fitted by bloodcell_core.evaluation.calibration)
             probabilities = apply_temperature(probabilities, self.temperature)
         return np.asarray(probabilities), np.asarray(features)

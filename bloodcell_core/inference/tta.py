@@ -6,7 +6,9 @@ orientation-specific mistakes.  Which views a model uses is stored in its card
 (``ModelCard.inference.tta``, default ``["identity"]``: one pass, no averaging; read with
 :attr:`bloodcell_core.models.card.ModelCard.views`; that module also lists the valid names), so the
 CLI, the evaluation, the robustness benchmarks and the app all predict the same way.
-Each extra view costs one more forward pass; Grad-CAM explains the identity view.
+Each extra view costs one more forward pass; Grad-CAM explains the identity view. A card may
+also name views that are added only where the first ones leave the model unsure
+(:func:`run_views_where_unsure`), so most crops pay for two passes and the doubtful ones for more.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import numpy as np
 
 from bloodcell_core.models.card import NO_TTA, parse_views
 
-__all__ = ["NO_TTA", "VIEWS", "View", "parse_views", "run_views"]  # parse_views: models.card's, for old imports
+__all__ = ["NO_TTA", "VIEWS", "View", "parse_views", "run_views", "run_views_where_unsure"]  # parse_views: models.card's, for old imports
 
 View = Callable[[np.ndarray], np.ndarray]
 
@@ -47,3 +49,28 @@ def run_views(run: Callable[[np.ndarray], tuple[np.ndarray, ...]], batch: np.nda
         output = np.asarray(output)
         averaged.append(output.reshape(len(views), len(batch), *output.shape[1:]).mean(axis=0))
     return tuple(averaged)
+
+
+def run_views_where_unsure(run: Callable[[np.ndarray], tuple[np.ndarray, ...]], batch: np.ndarray,
+                           views: tuple[str, ...], extra: tuple[str, ...], below: float | None
+                           ) -> tuple[np.ndarray, ...]:
+    """:func:`run_views` over ``views``; then, for the crops whose averaged top probability (the
+    first output) is below ``below``, the average over ``views`` and ``extra`` together.
+
+    The test is on the model's own probabilities, before any temperature, so calibrating a model
+    does not change which crops get the extra views.
+    """
+    outputs = tuple(np.asarray(o) for o in run_views(run, batch, views))
+    if not extra or not below or not len(batch):
+        return outputs
+    unsure = np.flatnonzero(outputs[0].max(axis=1) < below)
+    if not len(unsure):
+        return outputs
+    more = run_views(run, batch[unsure], extra)
+    weight = len(views) / (len(views) + len(extra))
+    combined = []
+    for base, added in zip(outputs, more):
+        merged = base.copy()
+        merged[unsure] = weight * base[unsure] + (1 - weight) * np.asarray(added)
+        combined.append(merged)
+    return tuple(combined)

@@ -150,13 +150,31 @@ class CardSection:
 
 @dataclass
 class Inference(CardSection):
-    """How to run the model: its test-time views (older cards have none: a single pass)."""
+    """How to run the model: its test-time views (older cards have none: a single pass).
+
+    ``tta_extra`` views are added only for crops the first views leave unsure: those whose
+    averaged top probability (before the temperature) is below ``tta_extra_below``
+    (:func:`bloodcell_core.inference.tta.run_views_where_unsure`). Older cards have neither.
+    """
 
     tta: list[str] | str | None = _typed("views")
+    tta_extra: list[str] | str | None = _typed("views")
+    tta_extra_below: float | None = _typed("number")
 
     @property
     def views(self) -> tuple[str, ...]:
         return parse_views(self.tta)
+
+    @property
+    def extra_views(self) -> tuple[str, ...]:
+        """The views added for unsure crops; () when the card has none (or no threshold)."""
+        if not self.tta_extra or not self.tta_extra_below:
+            return ()
+        extra = parse_views(self.tta_extra)
+        repeated = sorted(set(extra) & set(self.views))
+        if repeated:
+            raise BloodcellError(f"test-time view(s) {', '.join(repeated)} both in tta and tta_extra")
+        return extra
 
 
 @dataclass

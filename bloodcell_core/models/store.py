@@ -122,6 +122,7 @@ def check_model_folder(model_dir: str | Path | None = None) -> tuple[Path, Model
     card = read_card(path)
     try:
         parse_views(card.inference.tta)
+        card.inference.extra_views  # noqa: B018 (validates tta_extra)
     except BloodcellError as exc:
         raise ModelLoadError(f"{path / CARD_FILE}: {exc}") from None
     try:
