@@ -160,13 +160,14 @@ def test_classify_says_when_a_model_averages_test_time_views(dashboard_env, tmp_
     from bloodcell_core.models.store import save_model
     from tests.helpers_dashboard import build_tiny_model, tiny_model_card
 
-    card = {**tiny_model_card("tta-model"), "inference": {"tta": ["identity", "rot180"]}}
+    card = {**tiny_model_card("tta-model"), "inference": {"tta": ["identity", "rot180"], "tta_extra": ["rot90"],
+                                                          "tta_extra_below": 0.7}}
     model_dir = save_model(build_tiny_model(), card, tmp_path / "tta-models" / "tta")
     monkeypatch.setenv("BLOODCELL_MODEL", str(model_dir))
     app = upload(open_app(page="pages/classify.py"), [("cell.png", png_bytes(synthetic_cell(64)))])
     assert not app.exception
-    assert any("averages its probabilities over 2 views of each crop (identity, rot180)" in c.value
-               for c in app.caption)
+    assert any("averages its probabilities over 2 views of each crop (identity, rot180), and 1 more (rot90) "
+               "where those leave it unsure" in c.value for c in app.caption)
     assert f"Grad-CAM for {TINY_MODEL_CLASS}" in image_captions(app)
 
 

@@ -289,6 +289,9 @@ def test_card_overview_states_test_time_views_and_stress_results():
     assert overview["Prediction"] == "averaged over 2 views (identity, rot180); temperature 0.550"
     assert overview["Corruption robustness"].startswith("mean balanced accuracy 94.8%")
     assert overview["Synthetic shifts"] == "accuracy 97.0% clean; worst jpeg lowres 87.4%"
+    card["inference"].update(tta_extra=["rot90", "rot270"], tta_extra_below=0.7)
+    assert card_overview(card)["Prediction"] == ("averaged over 2 views (identity, rot180), plus rot90, rot270 where "
+                                                 "the top probability over those is below 0.70; temperature 0.550")
 
 
 def test_card_overview_lists_every_source_and_each_other_laboratory():

@@ -303,7 +303,8 @@ HOW_MEASURED = [
     "- Single-image predict is `Predictor.predict_images([image])` on one 192×192 RGB image: localisation, crop, "
     "`predict_on_batch` and the needs-review flags. Model only is `Predictor.run_prepared` on one prepared crop: "
     "the model's forward pass(es) without decoding or localisation, so a model whose card asks for test-time "
-    "views (`bloodcell_core.inference.tta`) is timed with all of them, as it serves.",
+    "views (`bloodcell_core.inference.tta`) is timed with all of them, as it serves (views a card adds only for "
+    "unsure crops run for those crops, so the real images' share of unsure ones is in the figure).",
     "- Grad-CAM runs through `bloodcell_core.explain.get_explainer(model, \"Grad-CAM\")`; the first call includes "
     "building the explainer (a model clone).",
     "- Throughput is the batch size over the median time of `Predictor.run_prepared` on a full batch; end to end "

@@ -262,6 +262,7 @@ def bench_model(predictor: Any, images: list[np.ndarray], settings: BenchSetting
         "parameters": int(model.count_params()),
         "input_size": int(model.inputs[0].shape[1]),
         "test_time_views": list(predictor.tta_views),
+        "extra_views_where_unsure": list(predictor.extra_views),
     }
 
 

@@ -134,6 +134,10 @@ def _serving_and_stress_rows(card: ModelCard) -> dict[str, str]:
     views = card.views
     temperature = card.calibration.temperature
     serving = "one pass" if views == NO_TTA else f"averaged over {len(views)} views ({', '.join(views)})"
+    extra = card.inference.extra_views
+    if extra:
+        serving += (f", plus {', '.join(extra)} where the top probability over those is below "
+                    f"{float(card.inference.tta_extra_below):.2f}")
     if temperature is not None:
         serving += f"; temperature {float(temperature):.3f}"
     rows["Prediction"] = serving
