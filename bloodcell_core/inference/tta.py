@@ -18,7 +18,8 @@ import numpy as np
 
 from bloodcell_core.models.card import NO_TTA, parse_views
 
-__all__ = ["NO_TTA", "VIEWS", "View", "parse_views", "run_views", "run_views_where_unsure"]  # parse_views: models.card's, for old imports
+# parse_views: models.card's, kept here for old imports
+__all__ = ["NO_TTA", "VIEWS", "View", "parse_views", "run_views", "run_views_where_unsure"]
 
 View = Callable[[np.ndarray], np.ndarray]
 
