@@ -316,21 +316,22 @@ def time_app(model_dir: Path, image_files: list[Path], scratch: Path, progress: 
         try:
             _drive(browser, url, process, started, image_files, batch_files or [], result, progress, screenshot_dir)
         except (PlaywrightError, RuntimeError) as exc:
-            result.update(status="failed", reason=_failure(exc, log_path), page_at_failure=_keep_page(browser, scratch))
+            result.update(status="failed", reason=_failure(exc, log_path), page_at_failure=_keep_page(browser, screenshot_dir or scratch))
         finally:
             browser.close()
             stop_app(process)
     return result
 
 
-def _keep_page(browser: Any, scratch: Path) -> str | None:
-    """Save what the browser showed when a step failed (screenshot and visible text) in ``scratch``."""
+def _keep_page(browser: Any, folder: Path) -> str | None:
+    """Save what the browser showed when a step failed (screenshot and visible text) in ``folder``:
+    the screenshot folder when there is one (``bench --screenshots``; bench's scratch is temporary)."""
     for context in browser.contexts:
         for page in context.pages:
             try:
-                page.screenshot(path=str(scratch / "app-failure.png"), full_page=True)
-                (scratch / "app-failure.txt").write_text(page.inner_text("body"))
-                return str(scratch / "app-failure.png")
+                page.screenshot(path=str(folder / "app-failure.png"), full_page=True)
+                (folder / "app-failure.txt").write_text(page.inner_text("body"))
+                return str(folder / "app-failure.png")
             except Exception:  # noqa: BLE001 (a page that can't be saved must not hide the first error)
                 return None
     return None
