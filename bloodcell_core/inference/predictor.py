@@ -46,7 +46,9 @@ def _serving_graph(model: Any) -> Any:
     """(probabilities, pooled features) of ``model`` with its BatchNorms folded into the convolutions.
 
     ``Predictor.model`` stays the original: explanations, adaptation and saving use it; this graph
-    computes the same function faster (:mod:`bloodcell_core.models.fold_batchnorm`).
+    computes the same function faster (:mod:`bloodcell_core.models.fold_batchnorm`). It is a
+    snapshot of the weights: after changing a model's weights (adaptation's BatchNorm statistics),
+    wrap it in a new Predictor, as ``adapt`` does; so it is not cached per model object.
     """
     import keras
 

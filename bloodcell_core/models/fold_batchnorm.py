@@ -13,6 +13,7 @@ one consumer is a BatchNorm over the channel axis); anything else is left as it 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -20,23 +21,22 @@ import numpy as np
 FOLDABLE_INTO = ("Conv2D", "DepthwiseConv2D")
 
 
+def _histories(node: Any) -> Iterator[list]:
+    """Every ``keras_history`` ([layer name, node, tensor]) a functional config's node refers to."""
+    if isinstance(node, dict):
+        if node.get("class_name") == "__keras_tensor__":
+            yield node["config"]["keras_history"]
+        else:
+            for value in node.values():
+                yield from _histories(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _histories(value)
+
+
 def _inbound_layer_names(layer_config: dict[str, Any]) -> list[str]:
-    """Names of the layers whose outputs feed this layer (a functional config's keras_history)."""
-    names: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("class_name") == "__keras_tensor__":
-                names.append(node["config"]["keras_history"][0])
-            else:
-                for value in node.values():
-                    walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(layer_config.get("inbound_nodes", []))
-    return names
+    """Names of the layers whose outputs feed this layer."""
+    return [history[0] for history in _histories(layer_config.get("inbound_nodes", []))]
 
 
 def _output_layer_names(entries: Any) -> set[str]:
@@ -46,20 +46,19 @@ def _output_layer_names(entries: Any) -> set[str]:
     return set().union(*(_output_layer_names(e) for e in entries)) if isinstance(entries, list) else set()
 
 
-def _rewire(node: Any, renamed: dict[str, str]) -> None:
-    """Point every reference to a removed BatchNorm at the convolution that absorbs it."""
-    if isinstance(node, list) and len(node) == 3 and isinstance(node[0], str) and node[0] in renamed:
-        node[0] = renamed[node[0]]  # an output_layers entry
-    elif isinstance(node, dict):
-        if node.get("class_name") == "__keras_tensor__":
-            history = node["config"]["keras_history"]
-            history[0] = renamed.get(history[0], history[0])
-        else:
-            for value in node.values():
-                _rewire(value, renamed)
-    elif isinstance(node, list):
-        for value in node:
-            _rewire(value, renamed)
+def _rewire(layer_config: dict[str, Any], renamed: dict[str, str]) -> None:
+    """Point this layer's inputs that were a removed BatchNorm at the convolution absorbing it."""
+    for history in _histories(layer_config.get("inbound_nodes", [])):
+        history[0] = renamed.get(history[0], history[0])
+
+
+def _rewire_outputs(entries: Any, renamed: dict[str, str]) -> None:
+    """The same for ``output_layers`` entries (plain ``[name, node, tensor]`` lists)."""
+    if isinstance(entries, list) and entries and isinstance(entries[0], str):
+        entries[0] = renamed.get(entries[0], entries[0])
+    elif isinstance(entries, list):
+        for entry in entries:
+            _rewire_outputs(entry, renamed)
 
 
 def _is_foldable(norm: dict[str, Any], source: dict[str, Any], consumers: list[str], outputs: set[str]) -> bool:
@@ -124,10 +123,10 @@ def fold_batchnorm(model: Any) -> Any:
     absorbing = {conv: norm for norm, conv in pairs.items()}
     config["layers"] = [layer for layer in config["layers"] if layer["name"] not in pairs]
     for layer in config["layers"]:
-        _rewire(layer.get("inbound_nodes", []), pairs)
+        _rewire(layer, pairs)
         if layer["name"] in absorbing:
             layer["config"]["use_bias"] = True
-    _rewire(config.get("output_layers", []), pairs)
+    _rewire_outputs(config.get("output_layers", []), pairs)
     try:
         folded = keras.Model.from_config(config)
         for layer in folded.layers:
