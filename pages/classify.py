@@ -318,10 +318,8 @@ def main() -> None:
                                           "tried (at most 16); SmoothGrad averages noisy pixel gradients.")
     alpha = alpha_column.slider("Heatmap opacity", 0.0, 1.0, DEFAULT_ALPHA, 0.05, key="classify_alpha")
     if len(predictor.tta_views) > 1 or predictor.extra_views:
-        extra = (f", and {len(predictor.extra_views)} more ({', '.join(predictor.extra_views)}) where those leave it "
-                 "unsure" if predictor.extra_views else "")
-        st.caption(f"This model averages its probabilities over {len(predictor.tta_views)} views of each crop "
-                   f"({', '.join(predictor.tta_views)}){extra}; the heatmap explains the upright crop.")
+        st.caption(f"Prediction: {predictor.card.inference.describe()}. Each view is the same crop turned; "
+                   "the heatmap explains the upright one.")
     batch, kept = current_batch(files)
     if not batch:
         st.info("Upload one or more images of single cells to classify them.")

@@ -166,8 +166,8 @@ def test_classify_says_when_a_model_averages_test_time_views(dashboard_env, tmp_
     monkeypatch.setenv("BLOODCELL_MODEL", str(model_dir))
     app = upload(open_app(page="pages/classify.py"), [("cell.png", png_bytes(synthetic_cell(64)))])
     assert not app.exception
-    assert any("averages its probabilities over 2 views of each crop (identity, rot180), and 1 more (rot90) "
-               "where those leave it unsure" in c.value for c in app.caption)
+    assert any("Prediction: averaged over 2 views (identity, rot180), plus rot90 where the top probability over "
+               "those is below 0.70" in c.value for c in app.caption)
     assert f"Grad-CAM for {TINY_MODEL_CLASS}" in image_captions(app)
 
 

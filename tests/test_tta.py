@@ -85,7 +85,7 @@ def test_calibrate_with_tta_stores_the_views_and_fits_on_them(tmp_path, tiny_mod
     card = json.loads((model / "card.json").read_text())
     assert card["inference"]["tta"] == ["identity", "hflip"]
     assert Predictor.load(model).tta_views == ("identity", "hflip")
-    assert "test-time views identity,hflip" in capsys.readouterr().err
+    assert "prediction averaged over 2 views (identity, hflip)" in capsys.readouterr().err
     assert main(["calibrate", str(data), "--model", str(model), "--tta", "upside"]) == 2
     assert capsys.readouterr().err.startswith("error: unknown test-time view")
 
@@ -144,7 +144,7 @@ def test_a_card_with_extra_views_is_checked_and_served(tmp_path, tiny_model_dir,
     card = json.loads((model / "card.json").read_text())
     assert card["inference"] == {"tta": ["identity", "rot180"], "tta_extra": ["rot90", "rot270"],
                                  "tta_extra_below": 1.0}
-    assert "(+rot90,rot270 below 1.0)" in capsys.readouterr().err
+    assert "plus rot90, rot270 where the top probability over those is below 1.00" in capsys.readouterr().err
     served = Predictor.load(model)
     assert served.extra_views == ("rot90", "rot270")
     crop = served.prepare(np.zeros((64, 64, 3), np.uint8))[0][np.newaxis]
@@ -158,3 +158,6 @@ def test_a_card_with_extra_views_is_checked_and_served(tmp_path, tiny_model_dir,
     (model / "card.json").write_text(json.dumps({**card, "inference": {**card["inference"], "tta_extra": ["rot180"]}}))
     with pytest.raises(ModelLoadError, match=r"rot180 both in tta and tta_extra"):
         check_model_folder(model)
+    (model / "card.json").write_text(json.dumps({**card, "inference": {"tta": ["identity"], "tta_extra": ["spin"]}}))
+    with pytest.raises(ModelLoadError, match=r"unknown test-time view\(s\) spin"):
+        check_model_folder(model)  # named without a threshold: still a broken card

@@ -147,9 +147,6 @@ def run_calibrate(args: argparse.Namespace) -> int:
     print(f"temperature {calibration.temperature} fitted on {calibration.n_images} images "
           f"({calibration.fitted_on}): ECE {calibration.ece_before:.4f} -> "
           f"{calibration.ece_after_crossfitted:.4f} (cross-fitted); needs-review confidence threshold "
-          f"{card.review.confidence_threshold}; test-time views "
-          f"{','.join(predictor.tta_views)}"
-          + (f" (+{','.join(predictor.extra_views)} below {predictor.extra_views_below})" if predictor.extra_views else "")
-          + "; validation accuracy "
+          f"{card.review.confidence_threshold}; prediction {card.inference.describe()}; validation accuracy "
           f"{card.validation.get('accuracy', float('nan')):.4f} -> {out}", file=sys.stderr)
     return 0

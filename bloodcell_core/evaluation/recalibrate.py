@@ -48,7 +48,7 @@ def recalibrate_model(dataset: Dataset, model_dir: str | Path | None, progress: 
         inference = dataclasses.replace(inference, tta=list(tta))
     if extra is not None:
         inference = dataclasses.replace(inference, tta_extra=list(extra[0]) or None, tta_extra_below=extra[1])
-    inference.extra_views  # noqa: B018 (a view in both lists fails before the slow work)
+    inference.check()  # a view in both lists fails before the slow work
     base_card = base_card.replace(inference=inference)
     uncalibrated = Predictor(predictor.model, base_card.replace(calibration={"temperature": 1.0}))
     indices, which = _images_to_fit_on(dataset, predictor)

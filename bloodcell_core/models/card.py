@@ -176,6 +176,21 @@ class Inference(CardSection):
             raise BloodcellError(f"test-time view(s) {', '.join(repeated)} both in tta and tta_extra")
         return extra
 
+    def check(self) -> None:
+        """Raise :class:`BloodcellError` for an unknown view name or a view in both lists (no TensorFlow)."""
+        parse_views(self.tta)
+        parse_views(self.tta_extra)
+        self.extra_views  # noqa: B018 (the repeated-view check lives there)
+
+    def describe(self) -> str:
+        """How a prediction is made, in words: 'one pass' or the views averaged (and when more are added)."""
+        views = self.views
+        words = "one pass" if views == NO_TTA else f"averaged over {len(views)} views ({', '.join(views)})"
+        if self.extra_views:
+            words += (f", plus {', '.join(self.extra_views)} where the top probability over those is below "
+                      f"{float(self.tta_extra_below):.2f}")
+        return words
+
 
 @dataclass
 class Calibration(CardSection):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bloodcell_core.errors import BloodcellError, ModelLoadError, one_line
-from bloodcell_core.models.card import ModelCard, parse_views
+from bloodcell_core.models.card import ModelCard
 from bloodcell_core.outputs import OutputError, ensure_folder, output_folder, write_text
 from bloodcell_core.paths import default_model_dir, model_search_dirs
 
@@ -121,8 +121,7 @@ def check_model_folder(model_dir: str | Path | None = None) -> tuple[Path, Model
     path = resolve_model_dir(model_dir)
     card = read_card(path)
     try:
-        parse_views(card.inference.tta)
-        card.inference.extra_views  # noqa: B018 (validates tta_extra)
+        card.inference.check()
     except BloodcellError as exc:
         raise ModelLoadError(f"{path / CARD_FILE}: {exc}") from None
     try:

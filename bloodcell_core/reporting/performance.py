@@ -13,7 +13,7 @@ import pandas as pd
 
 from bloodcell_core.data.datasets import Dataset
 from bloodcell_core.data.sampling import stratified_sample
-from bloodcell_core.models.card import NO_TTA, ModelCard
+from bloodcell_core.models.card import ModelCard
 
 if TYPE_CHECKING:  # type hints only: sklearn stays out of the Home page's imports
     from bloodcell_core.evaluation.evaluate import Evaluation
@@ -131,13 +131,8 @@ def card_overview(card: ModelCard | Mapping[str, Any]) -> dict[str, str]:
 def _serving_and_stress_rows(card: ModelCard) -> dict[str, str]:
     """How the model predicts (test-time views, temperature) and what its stress tests measured."""
     rows: dict[str, str] = {}
-    views = card.views
     temperature = card.calibration.temperature
-    serving = "one pass" if views == NO_TTA else f"averaged over {len(views)} views ({', '.join(views)})"
-    extra = card.inference.extra_views
-    if extra:
-        serving += (f", plus {', '.join(extra)} where the top probability over those is below "
-                    f"{float(card.inference.tta_extra_below):.2f}")
+    serving = card.inference.describe()
     if temperature is not None:
         serving += f"; temperature {float(temperature):.3f}"
     rows["Prediction"] = serving
