@@ -76,6 +76,14 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_model(build_tiny_model(), tiny_model_card(), tmp_path_factory.mktemp("models") / "tiny")
 
 
+@pytest.fixture(scope="session")
+def reviewer_secrets() -> dict:
+    """Streamlit secrets with one reviewer, alice (:func:`tests.helpers_dashboard.alice_reviewer_secrets`)."""
+    from tests.helpers_dashboard import alice_reviewer_secrets
+
+    return alice_reviewer_secrets()
+
+
 @pytest.fixture
 def cell_dataset(tmp_path: Path) -> Path:
     """A small class-folder dataset (2 classes x 3 synthetic PNGs) inside its own data root."""

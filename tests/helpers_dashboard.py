@@ -1,18 +1,77 @@
-"""Test helpers for the dashboard: a tiny saved model with a card, PNG bytes, a cell dataset.
+"""Test helpers for the dashboard: the app under AppTest (opened, signed in), a tiny saved model
+with a card, PNG bytes, a cell dataset.
 
 ``synthetic_cell`` is :func:`tests.helpers_images.synthetic_cell`, imported here for the tests that take it from this module.
 """
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
+from streamlit.testing.v1 import AppTest
 
 from tests.helpers_images import synthetic_cell
 
-__all__ = ["TINY_MODEL_CLASS", "build_tiny_model", "png_bytes", "synthetic_cell", "tiny_model_card", "write_cell_dataset"]
+__all__ = ["APP", "REVIEWER_PASSWORD", "TINY_MODEL_CLASS", "alice_reviewer_secrets", "build_tiny_model", "open_app",
+           "png_bytes", "recorded", "review_history", "sign_in", "synthetic_cell", "tiny_model_card", "upload",
+           "write_cell_dataset"]
 
 TINY_MODEL_CLASS = "lymphocyte"  # the class the tiny dashboard test model always predicts
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+REVIEWER_PASSWORD = "review-test-password"
+
+
+def alice_reviewer_secrets() -> dict:
+    """Secrets with one reviewer, alice ("Dr Alice"); hashing costs, so modules keep it in a fixture."""
+    from bloodcell_core.review.auth import hash_password
+
+    return {"reviewers": {"alice": {"password_hash": hash_password(REVIEWER_PASSWORD, rounds=4),
+                                    "display_name": "Dr Alice"}}}
+
+
+def open_app(secrets: dict | None = None, page: str | None = None) -> AppTest:
+    """The app run once under AppTest (read-only open unless ``secrets`` say otherwise), then ``page``."""
+    app = AppTest.from_file(APP, default_timeout=30)
+    app.secrets.update(secrets or {"access": {"read_only_open": True}})
+    app.run()
+    if page is not None:
+        app.switch_page(page).run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def sign_in(app: AppTest) -> AppTest:
+    """Sign alice in through the sidebar form (secrets from :func:`alice_reviewer_secrets`)."""
+    app.sidebar.text_input(key="bloodcell-sign-in-username").input("alice")
+    app.sidebar.text_input(key="bloodcell-sign-in-password").input(REVIEWER_PASSWORD)
+    next(b for b in app.sidebar.button if b.label == "Sign in").click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert "Signed in as Dr Alice" in [t.value for t in app.sidebar.text] or any(
+        "Dr Alice" in m.value for m in app.sidebar.markdown)
+    return app
+
+
+def upload(app: AppTest, files: list[tuple[str, bytes]]) -> AppTest:
+    """Put (name, PNG bytes) files into Classify's uploader and rerun."""
+    app.file_uploader(key="classify_uploads").set_value([(name, data, "image/png") for name, data in files])
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def review_history(data_dir: Path):
+    """The review store's history (a DataFrame) of the dashboard fixture's data folder."""
+    from bloodcell_core.review.store import ReviewStore
+
+    with ReviewStore(f"sqlite:///{data_dir / 'review.sqlite'}") as store:
+        return store.history()
+
+
+def recorded(data_dir: Path) -> list[tuple[str, str, str, str]]:
+    """(action, old label, new label, reviewer) of every recorded decision, oldest first."""
+    history = review_history(data_dir)
+    return list(zip(history["action"], history["old_label"], history["new_label"], history["reviewer"]))[::-1]
 
 
 def png_bytes(image: np.ndarray) -> bytes:

@@ -10,54 +10,12 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pytest
 from streamlit.testing.v1 import AppTest
 
-from bloodcell_core.review.auth import hash_password
 from bloodcell_core.review.store import ReviewStore
 from dashboard.datasets import OTHER_PATH
-from tests.helpers_dashboard import TINY_MODEL_CLASS, png_bytes, synthetic_cell
-
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
-PASSWORD = "review-test-password"
-
-
-@pytest.fixture(scope="module")
-def reviewer_secrets() -> dict:
-    return {"reviewers": {"alice": {"password_hash": hash_password(PASSWORD, rounds=4),
-                                    "display_name": "Dr Alice"}}}
-
-
-def open_app(secrets: dict | None = None, page: str | None = None) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=30)
-    app.secrets.update(secrets or {"access": {"read_only_open": True}})
-    app.run()
-    if page is not None:
-        app.switch_page(page).run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
-
-
-def sign_in(app: AppTest) -> AppTest:
-    app.sidebar.text_input(key="bloodcell-sign-in-username").input("alice")
-    app.sidebar.text_input(key="bloodcell-sign-in-password").input(PASSWORD)
-    next(b for b in app.sidebar.button if b.label == "Sign in").click().run()
-    assert [t.value for t in app.sidebar.text] == ["Signed in as Dr Alice"] or any(
-        "Dr Alice" in m.value for m in app.sidebar.markdown)
-    return app
-
-
-def upload(app: AppTest, files: list[tuple[str, bytes]]) -> AppTest:
-    app.file_uploader(key="classify_uploads").set_value([(name, data, "image/png") for name, data in files])
-    app.run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
-
-
-def recorded(data_dir: Path) -> list[tuple[str, str, str, str]]:
-    with ReviewStore(f"sqlite:///{data_dir / 'review.sqlite'}") as store:
-        history = store.history()
-    return list(zip(history["action"], history["old_label"], history["new_label"], history["reviewer"]))[::-1]
+from tests.helpers_dashboard import (APP, TINY_MODEL_CLASS, open_app, png_bytes, recorded,
+                                     sign_in, synthetic_cell, upload)
 
 
 def image_captions(app: AppTest) -> list[str]:

@@ -127,8 +127,7 @@ def _warnings(app) -> list[str]:
 
 @pytest.mark.parametrize(("batch", "banner"), [("shifted", True), ("clean", False)])
 def test_classify_shows_one_banner_for_a_shifted_batch_only(calibrated_env, batch, banner) -> None:
-    from tests.helpers_dashboard import png_bytes
-    from tests.test_app_pages import open_app, upload
+    from tests.helpers_dashboard import open_app, png_bytes, upload
 
     images = _shifted(24) if batch == "shifted" else _clean(24, 3000)
     app = upload(open_app(page="pages/classify.py"), [(f"cell-{i}.png", png_bytes(img)) for i, img in enumerate(images)])

@@ -8,10 +8,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from bloodcell_core.data.datasets import load_dataset
-from tests.helpers_dashboard import write_cell_dataset
+from tests.helpers_dashboard import open_app, write_cell_dataset
 from tests.helpers_images import write_class_folders
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
 HELD_OUT_CAPTION = "held-out: 2 images the model never trained on"
 
 
@@ -39,21 +38,12 @@ def labs_env(dashboard_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     return {"trained": trained, "other": other}
 
 
-def open_page(page: str) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=30)
-    app.secrets.update({"access": {"read_only_open": True}})
-    app.run()
-    app.switch_page(page).run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
-
-
 def captions(app: AppTest) -> list[str]:
     return [c.value for c in app.caption]
 
 
 def test_performance_scores_only_held_out_images_of_a_training_source(labs_env):
-    app = open_page("pages/performance.py")
+    app = open_app(page="pages/performance.py")
     app.selectbox(key="perf_dataset").select(str(labs_env["trained"])).run()
     assert HELD_OUT_CAPTION in captions(app) and app.checkbox(key="perf_training_images").value is False
     app.button(key="perf_run").click().run()
@@ -69,7 +59,7 @@ def test_performance_scores_only_held_out_images_of_a_training_source(labs_env):
 
 
 def test_robustness_defaults_to_held_out_and_shows_other_laboratories(labs_env):
-    app = open_page("pages/robustness.py")
+    app = open_app(page="pages/robustness.py")
     app.selectbox(key="rob_dataset").select(str(labs_env["trained"])).run()
     assert HELD_OUT_CAPTION in captions(app) and app.checkbox(key="rob_training_images").value is False
     assert any("benchmarking 2" in c for c in captions(app))
@@ -92,7 +82,7 @@ def test_robustness_defaults_to_held_out_and_shows_other_laboratories(labs_env):
 
 
 def test_robustness_scores_a_trained_on_laboratory_on_its_held_out_images_only(labs_env):
-    app = open_page("pages/robustness.py")
+    app = open_app(page="pages/robustness.py")
     app.multiselect(key="rob_labs").set_value(["labs-root/otherlab", "labs-root/trained"]).run()
     app.button(key="rob_labs_run").click().run()
     assert not app.exception, [e.value for e in app.exception]

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from bloodcell_core.reporting.gallery import NEEDS_REVIEW, crop_thumbnail, gallery_groups
-from tests.helpers_dashboard import colour_cell, png_bytes, tiny_model_card
-from tests.test_app_pages import open_app, recorded, reviewer_secrets, sign_in, upload  # noqa: F401
+from tests.helpers_dashboard import colour_cell, open_app, png_bytes, recorded, sign_in, tiny_model_card, upload
 
 BATCH = {"lymphocyte": 4, "neutrophil": 4, "eosinophil": 3}
 

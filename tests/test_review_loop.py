@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,13 +19,11 @@ from bloodcell_core.inference.predictor import Prediction
 from bloodcell_core.reporting.batch import ClassifiedImage
 from bloodcell_core.reporting.decisions import CLASSIFY_DATASET, record_review
 from bloodcell_core.review.archive import archive_reviewed, archived_cells
-from bloodcell_core.review.auth import hash_password
 from bloodcell_core.review.store import ReviewStore
-from tests.helpers_dashboard import TINY_MODEL_CLASS, png_bytes
+from tests.helpers_dashboard import TINY_MODEL_CLASS, open_app, png_bytes, sign_in
 from tests.helpers_images import synthetic_cell
 
 OTHER_CLASS = "monocyte"
-PASSWORD = "loop-test-password"
 
 
 def cell(index: int, label: str) -> tuple[bytes, np.ndarray]:
@@ -110,20 +107,8 @@ def test_the_exported_archive_adapts_a_model_through_the_cli(monkeypatch, tmp_pa
 
 # -- the app ---------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def reviewer_secrets() -> dict:
-    return {"reviewers": {"alice": {"password_hash": hash_password(PASSWORD, rounds=4), "display_name": "Dr Alice"}}}
-
-
 def open_signed_in(secrets: dict, page: str):
-    from streamlit.testing.v1 import AppTest
-
-    app = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=30)
-    app.secrets.update(secrets)
-    app.run()
-    app.sidebar.text_input(key="bloodcell-sign-in-username").input("alice")
-    app.sidebar.text_input(key="bloodcell-sign-in-password").input(PASSWORD)
-    next(b for b in app.sidebar.button if b.label == "Sign in").click().run()
+    app = sign_in(open_app(secrets))
     app.switch_page(page).run()
     assert not app.exception, [e.value for e in app.exception]
     return app
@@ -187,14 +172,9 @@ def test_adapt_page_adapts_the_picked_model_lists_it_and_switches_back(dashboard
 
 
 def test_adapt_page_shows_the_archive_but_no_button_without_sign_in(dashboard_env, reviewer_secrets):
-    from streamlit.testing.v1 import AppTest
-
     with ReviewStore(f"sqlite:///{dashboard_env / 'review.sqlite'}") as store:
         review_cells(store, per_class=1)
-    app = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=30)
-    app.secrets.update({**reviewer_secrets, "access": {"read_only_open": True}})
-    app.run()
-    app.switch_page("pages/adapt.py").run()
-    assert not app.exception and app.dataframe[0].value.loc[OTHER_CLASS, "Lab A"] == 1
+    app = open_app({**reviewer_secrets, "access": {"read_only_open": True}}, "pages/adapt.py")
+    assert app.dataframe[0].value.loc[OTHER_CLASS, "Lab A"] == 1
     assert not [b for b in app.button if b.key == "adapt_run"]
     assert any("Sign in" in i.value for i in app.info)

@@ -10,24 +10,16 @@ import shutil
 from datetime import date, timedelta
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from bloodcell_core.review.auth import hash_password
 from bloodcell_core.review.store import ReviewStore
+from tests.helpers_dashboard import open_app, review_history, sign_in
 from tests.helpers_images import synthetic_cell, write_class_folders
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
-PASSWORD = "review-pages-password"
 HOSTILE = "[x](javascript:alert(1)) <img src=x onerror=alert(1)> **b**.png"
 CLASSES = ["lymphocyte", "monocyte", "neutrophil"]
-
-
-@pytest.fixture(scope="module")
-def reviewer_secrets() -> dict:
-    return {"reviewers": {"alice": {"password_hash": hash_password(PASSWORD, rounds=4), "display_name": "Dr Alice"}}}
 
 
 @pytest.fixture
@@ -45,26 +37,7 @@ def review_data(dashboard_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def open_page(page: str, secrets: dict | None = None) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=30)
-    app.secrets.update(secrets or {"access": {"read_only_open": True}})
-    app.run()
-    app.switch_page(f"pages/{page}.py").run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
-
-
-def sign_in(app: AppTest) -> AppTest:
-    app.sidebar.text_input(key="bloodcell-sign-in-username").input("alice")
-    app.sidebar.text_input(key="bloodcell-sign-in-password").input(PASSWORD)
-    next(b for b in app.sidebar.button if b.label == "Sign in").click().run()
-    assert not app.exception, [e.value for e in app.exception]
-    assert "Signed in as Dr Alice" in [t.value for t in app.sidebar.text]
-    return app
-
-
-def history(data_dir: Path) -> pd.DataFrame:
-    with ReviewStore(f"sqlite:///{data_dir / 'review.sqlite'}") as store:
-        return store.history()
+    return open_app(secrets, f"pages/{page}.py")
 
 
 def buttons(app: AppTest, prefix: str) -> list:
@@ -118,7 +91,7 @@ def test_a_duplicate_decision_is_recorded_once_and_the_group_hidden(review_data,
     assert any("Keep one: 2 decision(s) recorded (1 keep, 1 drop)" in plain(t.value) for t in app.toast)
     app.run()
     app.run()
-    rows = history(dashboard_env)
+    rows = review_history(dashboard_env)
     assert sorted(rows["action"]) == ["drop", "keep"] and set(rows["reviewer"]) == {"alice"}
     kept = rows[rows["action"] == "keep"].iloc[0]
     assert kept["path"] == str(review_data / "neutrophil" / HOSTILE.replace(".png", ".jpg"))  # sorts first
@@ -135,13 +108,13 @@ def test_a_duplicate_decision_is_recorded_once_and_the_group_hidden(review_data,
     assert any("keep by alice" in plain(c.value) for c in app.caption)
     app.button(key=f"dup_keep_{near_key}_0").click().run()
     assert any("already recorded" in plain(t.value) for t in app.toast)
-    assert len(history(dashboard_env)) == 2
+    assert len(review_history(dashboard_env)) == 2
     # the byte-identical pair has one "Keep one" for the group (the copies share their content hash)
     copies_key = next(b.key for b in buttons(app, "dup_keepall_")).rsplit("_", 1)[1]
     assert not buttons(app, f"dup_keep_{copies_key}_")
     app.button(key=f"dup_keepall_{copies_key}").click().run()
     assert app.get("progress")[0].proto.text == "2 of 2 groups reviewed"
-    assert history(dashboard_env)["action"].tolist()[0] == "keep-one-copy" and len(history(dashboard_env)) == 3
+    assert review_history(dashboard_env)["action"].tolist()[0] == "keep-one-copy" and len(review_history(dashboard_env)) == 3
 
 
 def test_duplicates_finds_leakage_into_a_second_dataset_and_drops_it(review_data, dashboard_env, reviewer_secrets):
@@ -160,7 +133,7 @@ def test_duplicates_finds_leakage_into_a_second_dataset_and_drops_it(review_data
     assert any("1 image(s) of this dataset also occur in review-root/test" in plain(w.value) for w in app.warning)
     assert {"lymphocyte_1.png", "leaked.png"} <= {t.value for t in app.text}
     buttons(app, "dup_leakdrop_")[0].click().run()
-    rows = history(dashboard_env)
+    rows = review_history(dashboard_env)
     assert rows["action"].tolist() == ["drop"] and rows["path"].iloc[0].endswith("lymphocyte_1.png")
     assert rows["note"].iloc[0] == "leaked: also in review-root/test as leaked.png (identical bytes)"
     assert "1 of 1 leaked images reviewed" in [p.proto.text for p in app.get("progress")]
@@ -181,7 +154,7 @@ def test_a_busy_review_database_is_one_line_on_the_page(review_data, dashboard_e
     assert not app.exception, [e.value for e in app.exception]
     shown = [plain(e.value) for e in app.error]
     assert len(shown) == 1 and shown[0].startswith(BUSY_MESSAGE) and "\n" not in shown[0]
-    assert history(dashboard_env).empty
+    assert review_history(dashboard_env).empty
 
 
 # -- outliers and label issues -----------------------------------------------------------------
@@ -201,7 +174,7 @@ def test_outliers_gallery_records_a_drop_and_draws_the_feature_map(review_data, 
     assert any(m.value.startswith("**#1** · score") for m in app.markdown)
     buttons(app, "outl_drop_")[0].click().run()
     app.run()
-    rows = history(dashboard_env)
+    rows = review_history(dashboard_env)
     assert rows["action"].tolist() == ["drop"] and rows["note"][0].startswith("outlier #1")
     assert app.get("progress")[0].proto.text == "1 of 1 outliers reviewed"
     app.get("button_group")[0].set_value("Feature map").run()
@@ -221,7 +194,7 @@ def test_label_issues_show_given_suggested_and_probabilities(review_data, dashbo
     quick = next(b for b in buttons(app, "labiss_suggested_") if b.label == "Relabel to neutrophil")
     quick.click().run()
     app.run()
-    rows = history(dashboard_env)
+    rows = review_history(dashboard_env)
     misfiled = rows[rows["path"].str.endswith("misfiled.png")]
     assert misfiled[["action", "old_label", "new_label"]].values.tolist() == [["relabel", "lymphocyte", "neutrophil"]]
 

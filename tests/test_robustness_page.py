@@ -10,9 +10,8 @@ from streamlit.testing.v1 import AppTest
 
 from bloodcell_core.robustness.corruptions import GAUSSIAN_SIGMAS
 from dashboard import robustness_view as view
+from tests.helpers_dashboard import open_app
 from tests.helpers_images import write_class_folders
-
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 
 @pytest.fixture
@@ -23,12 +22,7 @@ def robustness_data(dashboard_env: Path, tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def open_robustness() -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=30)
-    app.secrets.update({"access": {"read_only_open": True}})
-    app.run()
-    app.switch_page("pages/robustness.py").run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
+    return open_app(page="pages/robustness.py")
 
 
 def chart_specs(app: AppTest) -> list[str]:
