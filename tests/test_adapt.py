@@ -115,3 +115,28 @@ def test_adapt_bad_input_is_one_line(parent_and_lab, tmp_path, capsys) -> None:
         err = capsys.readouterr().err
         assert [line for line in err.splitlines() if line.startswith("error:")] == [err.strip().splitlines()[-1]]
         assert "Traceback" not in err
+
+
+def test_adaptation_scores_cells_the_way_the_adapted_model_serves_them(parent_and_lab, tmp_path) -> None:
+    """Cross-validation and the k-shot curve score from cached per-view features; that must agree
+    with the served model, extra views for unsure crops included."""
+    from bloodcell_core.adaptation.adapt import FIT_VIEWS, served_probabilities
+
+    parent_dir, few, rest = parent_and_lab
+    out = tmp_path / "adapted"
+    assert main(["adapt", str(few), "--model", str(parent_dir), "--out", str(out)]) == 0
+    card = json.loads((out / "card.json").read_text())
+    model = Predictor.load(out).model
+    data = load_dataset(rest)
+    two_views = Predictor(model, {**card, "inference": {"tta": ["identity", "rot180"]},
+                                  "calibration": {"temperature": 1.0}})
+    crops = two_views.prepare_batch([data.load(i) for i in range(len(data))])
+    below = float(np.median(two_views.run_prepared(crops)[0].max(axis=1)))  # half the crops unsure
+    served = Predictor(model, {**card, "inference": {"tta": ["identity", "rot180"], "tta_extra": ["rot90", "rot270"],
+                                                     "tta_extra_below": below},
+                               "calibration": {"temperature": 0.8}})
+    features = served.features_per_view(crops, FIT_VIEWS)
+    scored = served_probabilities(model.get_layer("probabilities"), features, served)
+    np.testing.assert_allclose(scored, served.run_prepared(crops)[0], atol=1e-5)
+    assert not np.allclose(scored, Predictor(model, {**card, "inference": {"tta": ["identity", "rot180"]},
+                                                     "calibration": {"temperature": 0.8}}).run_prepared(crops)[0])

@@ -31,6 +31,7 @@ from bloodcell_core.evaluation.calibration import apply_temperature
 from bloodcell_core.evaluation.metrics import classification_report
 from bloodcell_core.inference.feature_density import Density, fit_density
 from bloodcell_core.inference.predictor import Predictor
+from bloodcell_core.inference.tta import add_views_where_unsure
 from bloodcell_core.models.architectures import LabGatedHead
 from bloodcell_core.models.card import ModelCard
 from bloodcell_core.progress import ProgressFn
@@ -78,11 +79,6 @@ def lab_cells(dataset: Dataset, predictor: Predictor, progress: ProgressFn | Non
 
 
 
-def served_views(features: np.ndarray, predictor: Predictor) -> np.ndarray:
-    """The views the predictor serves with, picked out of features computed for FIT_VIEWS."""
-    return features[[FIT_VIEWS.index(v) for v in predictor.tta_views]]
-
-
 def gated_head(parent_head: tuple[np.ndarray, np.ndarray], lab_head: tuple[np.ndarray, np.ndarray],
                density: dict[str, Any] | None, features: np.ndarray, labels: np.ndarray) -> LabGatedHead:
     """The adapted model's softmax layer: parent and lab heads, gated by the nearer class means.
@@ -111,10 +107,26 @@ def gated_head(parent_head: tuple[np.ndarray, np.ndarray], lab_head: tuple[np.nd
     return layer
 
 
-def served_probabilities(head: LabGatedHead, features: np.ndarray, temperature: float) -> np.ndarray:
-    """Probabilities as the Predictor serves them: the head on each view, averaged, temperature."""
-    averaged = np.mean([np.asarray(head(view.astype(np.float32))) for view in features], axis=0)
-    return apply_temperature(averaged, temperature) if temperature != 1.0 else averaged
+def served_probabilities(head: LabGatedHead, features: np.ndarray, predictor: Predictor,
+                         views: tuple[str, ...] = FIT_VIEWS) -> np.ndarray:
+    """Probabilities as the Predictor serves them, from per-view features (V, N, F) whose rows are
+    ``views``: the head on each served view, averaged, the extra views added where those leave a
+    cell unsure (:func:`~bloodcell_core.inference.tta.add_views_where_unsure`), then the temperature."""
+    def averaged(names: tuple[str, ...], rows: np.ndarray | slice = slice(None)) -> tuple[np.ndarray]:
+        return (np.mean([np.asarray(head(features[views.index(v)][rows].astype(np.float32))) for v in names], axis=0),)
+
+    probabilities = averaged(predictor.tta_views)
+    if predictor.extra_views and predictor.extra_views_below:
+        probabilities = add_views_where_unsure(probabilities, lambda rows: averaged(predictor.extra_views, rows),
+                                               len(predictor.tta_views), len(predictor.extra_views),
+                                               predictor.extra_views_below)
+    temperature = predictor.temperature
+    return apply_temperature(probabilities[0], temperature) if temperature != 1.0 else probabilities[0]
+
+
+def served_views(predictor: Predictor) -> tuple[str, ...]:
+    """Every view the predictor may serve with: its views, then those added for unsure crops."""
+    return predictor.tta_views + predictor.extra_views
 
 
 def cross_validate(predictor: Predictor, cells: LabCells, features: np.ndarray, density: dict[str, Any],
@@ -125,12 +137,11 @@ def cross_validate(predictor: Predictor, cells: LabCells, features: np.ndarray, 
     if n_folds < 2:
         raise DatasetError(f"{cells.source}: need at least 2 distinct images to adapt and cross-validate")
     after = np.zeros((len(cells.labels), len(predictor.classes)))
-    served = served_views(features, predictor)
     before = predictor.run_prepared(cells.crops)[0]  # the model before its new layer, on every cell once
     for train, test in GroupKFold(n_splits=n_folds).split(cells.labels, groups=cells.groups):
         lab_head = fit_lab_head(features[:, train], cells.labels[train], parent_head, settings, density)
         head = gated_head(parent_head, lab_head, density, features[:, train], cells.labels[train])
-        after[test] = served_probabilities(head, served[:, test], predictor.temperature)
+        after[test] = served_probabilities(head, features[:, test], predictor)
     return {"folds": n_folds, "grouped_by": "exact/near duplicates (pHash)",
             "before": _summary(before, cells.labels, predictor.classes),
             "after": _summary(after, cells.labels, predictor.classes)}

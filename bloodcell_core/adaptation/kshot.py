@@ -39,10 +39,9 @@ def kshot_curve(predictor: Predictor, dataset: Dataset, ks: Sequence[int] = DEFA
     cells = lab_cells(dataset, predictor, progress, labelled=True)
     density = home_density(predictor, home if home is not None else home_images(predictor, progress))
     features = predictor.features_per_view(cells.crops, FIT_VIEWS)
-    served = served_views(features, predictor)
     parent_head = tuple(predictor.model.get_layer("probabilities").get_weights())
     parent_probabilities = predictor.run_prepared(cells.crops)[0]
-    home_features = None if home is None else predictor.features_per_view(home[0], predictor.tta_views)
+    home_features = None if home is None else predictor.features_per_view(home[0], served_views(predictor))
     curve = {}
     for k in ks:
         rows = {"parent": [], "adapted": [], "home_adapted": []}
@@ -51,11 +50,11 @@ def kshot_curve(predictor: Predictor, dataset: Dataset, ks: Sequence[int] = DEFA
             lab_head = fit_lab_head(features[:, picked], cells.labels[picked], parent_head, settings, density)
             head = gated_head(parent_head, lab_head, density, features[:, picked], cells.labels[picked])
             rows["parent"].append(_accuracy(parent_probabilities[rest], cells.labels[rest]))
-            rows["adapted"].append(_accuracy(served_probabilities(head, served[:, rest], predictor.temperature),
+            rows["adapted"].append(_accuracy(served_probabilities(head, features[:, rest], predictor),
                                              cells.labels[rest]))
             if home_features is not None:
-                rows["home_adapted"].append(_accuracy(served_probabilities(head, home_features,
-                                                                           predictor.temperature), home[1]))
+                rows["home_adapted"].append(_accuracy(served_probabilities(head, home_features, predictor,
+                                                                           served_views(predictor)), home[1]))
         curve[str(k)] = {name: {"mean": float(np.mean(v)), "std": float(np.std(v))} for name, v in rows.items() if v}
     return {"dataset": dataset.source, "n_images": int(len(cells.labels)), "class_counts": cells.counts,
             "draws": draws, "ks": list(ks), "curve": curve}

@@ -19,7 +19,7 @@ import numpy as np
 from bloodcell_core.models.card import NO_TTA, parse_views
 
 # parse_views: models.card's, kept here for old imports
-__all__ = ["NO_TTA", "VIEWS", "View", "parse_views", "run_views", "run_views_where_unsure"]
+__all__ = ["NO_TTA", "VIEWS", "View", "add_views_where_unsure", "parse_views", "run_views", "run_views_where_unsure"]
 
 View = Callable[[np.ndarray], np.ndarray]
 
@@ -64,13 +64,26 @@ def run_views_where_unsure(run: Callable[[np.ndarray], tuple[np.ndarray, ...]], 
     outputs = tuple(np.asarray(o) for o in run_views(run, batch, views))
     if not extra or not below or not len(batch):
         return outputs
+    return add_views_where_unsure(outputs, lambda unsure: run_views(run, batch[unsure], extra),
+                                  len(views), len(extra), below)
+
+
+def add_views_where_unsure(outputs: tuple[np.ndarray, ...],
+                           run_extra: Callable[[np.ndarray], tuple[np.ndarray, ...]],
+                           n_views: int, n_extra: int, below: float) -> tuple[np.ndarray, ...]:
+    """``outputs`` (averaged over ``n_views`` views; the first are probabilities) with the rows whose
+    top probability is below ``below`` re-averaged over ``n_views + n_extra`` views.
+
+    ``run_extra(rows)`` gives the outputs of those rows averaged over the ``n_extra`` added views.
+    Shared by the Predictor (views of crops) and adaptation (views of cached features), so both
+    score a crop the same way.
+    """
     unsure = np.flatnonzero(outputs[0].max(axis=1) < below)
     if not len(unsure):
         return outputs
-    more = run_views(run, batch[unsure], extra)
-    weight = len(views) / (len(views) + len(extra))
+    weight = n_views / (n_views + n_extra)
     combined = []
-    for base, added in zip(outputs, more):
+    for base, added in zip(outputs, run_extra(unsure)):
         merged = base.copy()
         merged[unsure] = weight * base[unsure] + (1 - weight) * np.asarray(added)
         combined.append(merged)
