@@ -77,8 +77,6 @@ def lab_cells(dataset: Dataset, predictor: Predictor, progress: ProgressFn | Non
     return LabCells(dataset.source, dataset.fingerprint(), crops, lab_labels, groups, counts)
 
 
-
-
 def gated_head(parent_head: tuple[np.ndarray, np.ndarray], lab_head: tuple[np.ndarray, np.ndarray],
                density: dict[str, Any] | None, features: np.ndarray, labels: np.ndarray) -> LabGatedHead:
     """The adapted model's softmax layer: parent and lab heads, gated by the nearer class means.
