@@ -95,6 +95,9 @@ GALLERY_SHOWN_JS = f"""(n) => {{ {_STATE_JS}
   const tables = document.querySelectorAll('{MAIN} [data-testid="stDataFrame"] canvas');
   return metric !== null && metric.textContent.trim() === String(n) && tables.length >= 2;
 }}"""
+SIGN_IN_FORM = '[data-testid="stSidebar"] [data-testid="stForm"]'
+# The run has finished and the sidebar's sign-in form is gone (replaced by the signed-in name).
+SIGNED_IN_JS = f"() => {{ {_STATE_JS} return idle() && !document.querySelector('{SIGN_IN_FORM}'); }}"
 # The run has finished and the metric at `position` reads `value`.
 METRIC_IS_JS = f"""([position, value]) => {{ {_STATE_JS}
   const metrics = document.querySelectorAll('{MAIN} [data-testid="stMetricValue"]');
@@ -202,11 +205,14 @@ def _timed_reclassification(page: Any) -> float:
 
 
 def _sign_in(page: Any) -> None:
-    """Development sign-in: type a name in the sidebar's form and submit it (Enter)."""
-    name = page.locator('[data-testid="stSidebar"] [data-testid="stForm"] input[type="text"]').first
+    """Development sign-in: type a name in the sidebar's form and submit it (Enter), then wait for
+    the form to be gone and the run finished.  Waiting for "finished" alone could return before the
+    sign-in's run had started; a file handed to the uploader then was lost in that run (2 of 29
+    timings failed so, waiting for a first prediction that never came)."""
+    name = page.locator(SIGN_IN_FORM + ' input[type="text"]').first
     name.fill("bench")
     name.press("Enter")
-    page.wait_for_function(f"() => {{ {_STATE_JS} return idle(); }}", timeout=STEP_TIMEOUT_S * 1000)
+    page.wait_for_function(SIGNED_IN_JS, timeout=STEP_TIMEOUT_S * 1000, polling=20)
 
 
 def _open_classify(page: Any, url: str) -> None:
