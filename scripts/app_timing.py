@@ -206,9 +206,9 @@ def _timed_reclassification(page: Any) -> float:
 
 def _sign_in(page: Any) -> None:
     """Development sign-in: type a name in the sidebar's form and submit it (Enter), then wait for
-    the form to be gone and the run finished.  Waiting for "finished" alone could return before the
-    sign-in's run had started; a file handed to the uploader then was lost in that run (2 of 29
-    timings failed so, waiting for a first prediction that never came)."""
+    the form to be gone and the run finished.  Waiting for "finished" alone can return before the
+    sign-in's run has started; a file handed to the uploader then was, most likely, lost in that run
+    (3 of 29 timings waited for a first prediction that never came, the uploader shown empty)."""
     name = page.locator(SIGN_IN_FORM + ' input[type="text"]').first
     name.fill("bench")
     name.press("Enter")
