@@ -156,3 +156,18 @@ def test_streamlit_does_not_reset_keras_after_each_run(dashboard_env, monkeypatc
     assert script_runner._clean_problem_modules is state._close_matplotlib_figures
     state.keep_keras_state_between_runs()  # idempotent
     assert script_runner._clean_problem_modules is state._close_matplotlib_figures
+
+
+def test_streamlit_reads_the_shipped_config_without_a_full_gc_after_each_run(monkeypatch):
+    """.streamlit/config.toml turns off Streamlit's gc.collect(2) after every run (about 0.3 s with
+    TensorFlow loaded, in front of the run's last messages); a misspelt key would be ignored silently."""
+    from streamlit import config
+
+    monkeypatch.chdir(PROJECT_ROOT)
+    try:
+        config.get_config_options(force_reparse=True)
+        assert config.get_option("runner.postScriptGC") is False
+        assert config.get_option("server.maxUploadSize") == 20  # the file is the project's
+    finally:
+        monkeypatch.undo()
+        config.get_config_options(force_reparse=True)
