@@ -322,7 +322,8 @@ def time_app(model_dir: Path, image_files: list[Path], scratch: Path, progress: 
         try:
             _drive(browser, url, process, started, image_files, batch_files or [], result, progress, screenshot_dir)
         except (PlaywrightError, RuntimeError) as exc:
-            result.update(status="failed", reason=_failure(exc, log_path), page_at_failure=_keep_page(browser, screenshot_dir or scratch))
+            result.update(status="failed", reason=_failure(exc, log_path),
+                          page_at_failure=_keep_page(browser, screenshot_dir or scratch))
         finally:
             browser.close()
             stop_app(process)

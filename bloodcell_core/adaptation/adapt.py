@@ -122,11 +122,6 @@ def served_probabilities(head: LabGatedHead, features: np.ndarray, predictor: Pr
     return apply_temperature(probabilities[0], temperature) if temperature != 1.0 else probabilities[0]
 
 
-def served_views(predictor: Predictor) -> tuple[str, ...]:
-    """Every view the predictor may serve with: its views, then those added for unsure crops."""
-    return predictor.tta_views + predictor.extra_views
-
-
 def cross_validate(predictor: Predictor, cells: LabCells, features: np.ndarray, density: dict[str, Any],
                    settings: AdaptSettings) -> dict[str, Any]:
     """Grouped K-fold on the laboratory's cells: parent vs adapted (gated) on each held-out fold."""

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from bloodcell_core.adaptation.adapt import (FIT_VIEWS, AdaptSettings, fit_lab_head, home_density, served_views,
+from bloodcell_core.adaptation.adapt import (FIT_VIEWS, AdaptSettings, fit_lab_head, home_density,
                                              gated_head, home_images, lab_cells, served_probabilities)
 from bloodcell_core.data.datasets import Dataset
 from bloodcell_core.inference.predictor import Predictor
@@ -41,7 +41,7 @@ def kshot_curve(predictor: Predictor, dataset: Dataset, ks: Sequence[int] = DEFA
     features = predictor.features_per_view(cells.crops, FIT_VIEWS)
     parent_head = tuple(predictor.model.get_layer("probabilities").get_weights())
     parent_probabilities = predictor.run_prepared(cells.crops)[0]
-    home_features = None if home is None else predictor.features_per_view(home[0], served_views(predictor))
+    home_features = None if home is None else predictor.features_per_view(home[0], predictor.served_views)
     curve = {}
     for k in ks:
         rows = {"parent": [], "adapted": [], "home_adapted": []}
@@ -54,7 +54,7 @@ def kshot_curve(predictor: Predictor, dataset: Dataset, ks: Sequence[int] = DEFA
                                              cells.labels[rest]))
             if home_features is not None:
                 rows["home_adapted"].append(_accuracy(served_probabilities(head, home_features, predictor,
-                                                                           served_views(predictor)), home[1]))
+                                                                           predictor.served_views), home[1]))
         curve[str(k)] = {name: {"mean": float(np.mean(v)), "std": float(np.std(v))} for name, v in rows.items() if v}
     return {"dataset": dataset.source, "n_images": int(len(cells.labels)), "class_counts": cells.counts,
             "draws": draws, "ks": list(ks), "curve": curve}

@@ -78,6 +78,7 @@ class Predictor:
         self.tta_views: tuple[str, ...] = card.views
         self.extra_views: tuple[str, ...] = card.inference.extra_views  # only for unsure crops
         self.extra_views_below = card.inference.tta_extra_below
+        self.served_views: tuple[str, ...] = self.tta_views + self.extra_views  # every view it may run
         self._ood_distance = ood_scorer(self.policy)
         self._outputs_and_features = _serving_graph(model)
 
