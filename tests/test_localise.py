@@ -4,7 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bloodcell_core.preprocess.localise import crop_to_box, localise, localise_and_crop
+from bloodcell_core.preprocess.localise import (
+    background_colour, crop_to_box, fill_black_borders, localise, localise_and_crop,
+)
 from tests.helpers_images import synthetic_cell
 
 
@@ -49,3 +51,49 @@ def test_crop_outside_the_frame_is_filled_with_background() -> None:
 def test_localise_and_crop_returns_requested_size() -> None:
     crop, where = localise_and_crop(synthetic_cell(150, centre=(40, 100)), 48)
     assert crop.shape == (48, 48, 3) and crop.dtype == np.uint8 and where.found
+
+
+def _padded(image: np.ndarray, top: int, left: int, bottom: int = 0, right: int = 0) -> np.ndarray:
+    """``image`` placed on a black canvas, as a crop cut near a field's edge is."""
+    height, width = image.shape[:2]
+    canvas = np.zeros((height + top + bottom, width + left + right, 3), np.uint8)
+    canvas[top:top + height, left:left + width] = image
+    return canvas
+
+
+def test_black_padding_bars_are_painted_with_the_background() -> None:
+    cell = synthetic_cell(120, centre=(30, 60), radius=15)
+    padded = _padded(cell, top=40, left=25, right=10)
+    padded[2, 3] = 40  # JPEG speckle inside a bar does not stop it being padding
+    filled = fill_black_borders(padded)
+    assert filled.shape == padded.shape
+    background = np.array(background_colour(cell))
+    assert np.abs(filled[:40].astype(int) - background).max() <= 1
+    assert np.abs(filled[:, :25].astype(int) - background).max() <= 1
+    assert np.abs(filled[:, -10:].astype(int) - background).max() <= 1
+    np.testing.assert_array_equal(filled[40:, 25:-10], cell)
+
+
+def test_padding_does_not_move_the_cell_or_darken_its_crop() -> None:
+    cell = synthetic_cell(120, centre=(30, 60), radius=15)
+    padded = _padded(cell, top=40, left=25)
+    where_padded, where_plain = localise(fill_black_borders(padded)), localise(cell)
+    assert where_padded.found
+    assert abs(where_padded.centre[0] - 25 - where_plain.centre[0]) <= 2
+    assert abs(where_padded.centre[1] - 40 - where_plain.centre[1]) <= 2
+    crop, _ = localise_and_crop(padded, 48)
+    assert (crop.max(axis=-1) <= 16).mean() == 0  # no black left in what the model sees
+
+
+@pytest.mark.parametrize("image", [
+    synthetic_cell(96),  # nothing to fill
+    np.zeros((64, 64, 3), np.uint8),  # all black: no background to paint with
+])
+def test_images_without_padding_bars_are_returned_unchanged(image: np.ndarray) -> None:
+    assert fill_black_borders(image) is image
+
+
+def test_dark_corners_that_are_not_whole_lines_are_kept() -> None:
+    image = synthetic_cell(96)
+    image[:20, :20] = 0  # a rotation corner or dust: not a whole row or column
+    np.testing.assert_array_equal(fill_black_borders(image), image)
