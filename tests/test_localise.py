@@ -64,7 +64,6 @@ def _padded(image: np.ndarray, top: int, left: int, bottom: int = 0, right: int 
 def test_black_padding_bars_are_painted_with_the_background() -> None:
     cell = synthetic_cell(120, centre=(30, 60), radius=15)
     padded = _padded(cell, top=40, left=25, right=10)
-    padded[2, 3] = 40  # JPEG speckle inside a bar does not stop it being padding
     filled = fill_black_borders(padded)
     assert filled.shape == padded.shape
     background = np.array(background_colour(cell))
@@ -72,6 +71,16 @@ def test_black_padding_bars_are_painted_with_the_background() -> None:
     assert np.abs(filled[:, :25].astype(int) - background).max() <= 1
     assert np.abs(filled[:, -10:].astype(int) - background).max() <= 1
     np.testing.assert_array_equal(filled[40:, 25:-10], cell)
+
+
+def test_an_eyepiece_surround_is_painted() -> None:
+    image = synthetic_cell(160, radius=20)
+    rows, cols = np.mgrid[:160, :160]
+    outside = np.hypot(rows - 80, cols - 80) > 75
+    image[outside] = 0
+    filled = fill_black_borders(image)
+    assert filled[outside].min() > 150  # slide background, not black
+    np.testing.assert_array_equal(filled[~outside], image[~outside])
 
 
 def test_padding_does_not_move_the_cell_or_darken_its_crop() -> None:
@@ -89,11 +98,14 @@ def test_padding_does_not_move_the_cell_or_darken_its_crop() -> None:
     synthetic_cell(96),  # nothing to fill
     np.zeros((64, 64, 3), np.uint8),  # all black: no background to paint with
 ])
-def test_images_without_padding_bars_are_returned_unchanged(image: np.ndarray) -> None:
+def test_images_without_black_at_the_edge_are_returned_unchanged(image: np.ndarray) -> None:
     assert fill_black_borders(image) is image
 
 
-def test_dark_corners_that_are_not_whole_lines_are_kept() -> None:
+def test_black_inside_the_image_is_kept() -> None:
     image = synthetic_cell(96)
-    image[:20, :20] = 0  # a rotation corner or dust: not a whole row or column
-    np.testing.assert_array_equal(fill_black_borders(image), image)
+    image[5:20, 5:20] = 0  # dark debris away from the edge
+    image[0, 50] = 0  # and one black speck on it, which alone is painted
+    filled = fill_black_borders(image)
+    np.testing.assert_array_equal(filled[5:20, 5:20], 0)
+    assert filled[0, 50].min() > 150

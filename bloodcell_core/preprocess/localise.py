@@ -9,8 +9,9 @@ is ``CROP_FACTOR`` times the nucleus extent.  ``CROP_FACTOR`` was calibrated so 
 typical PBC dev image maps to roughly its own frame; every image, dev or foreign,
 then shows its cell at the same relative size.
 
-Black padding bars along the edges (a crop cut near a field's edge) are painted with
-the slide background first (:func:`fill_black_borders`).
+Black padding reaching the image's edge (bars where a crop ran past the field, an
+eyepiece's dark surround) is painted with the slide background first
+(:func:`fill_black_borders`).
 
 When no plausible nucleus is found, the whole image (padded to a square) is used and
 ``found`` is False, which raises the needs-review flag downstream.
@@ -29,7 +30,6 @@ CROP_FACTOR = 2.5  # crop side / nucleus extent: a dev WBC (nucleus ~65 px of 19
 MIN_AREA_FRACTION = 0.002  # a nucleus smaller than this share of the frame is noise
 MIN_CONTRAST = 40.0  # score gap between nucleus class and background class
 PADDING_LEVEL = 16  # a pixel whose every channel is at most this is black padding, not slide
-PADDING_SHARE = 0.98  # a border row or column this black is padding (JPEG may speckle it)
 
 
 @dataclass(frozen=True)
@@ -121,44 +121,38 @@ def background_colour(image: np.ndarray) -> tuple[int, int, int]:
     return tuple(int(v) for v in np.median(bright, axis=0))  # type: ignore[return-value]
 
 
-def _is_padding(line: np.ndarray) -> bool:
-    return bool((line.max(axis=-1) <= PADDING_LEVEL).mean() >= PADDING_SHARE)
+def _is_black(pixels: np.ndarray) -> np.ndarray:
+    return pixels.max(axis=-1) <= PADDING_LEVEL
 
 
-def _padding_run(lines: np.ndarray) -> int:
-    """How many of ``lines`` (rows from one edge inwards) are padding.
-
-    Walks in from the edge and stops at the first line of slide, so an image without
-    padding costs four line checks, not a pass over every pixel.
-    """
-    run = 0
-    while run < len(lines) and _is_padding(lines[run]):
-        run += 1
-    return run
+def _edge_is_black_anywhere(image: np.ndarray) -> bool:
+    edges = (image[0], image[-1], image[:, 0], image[:, -1])
+    return any(bool(_is_black(edge).any()) for edge in edges)
 
 
 def fill_black_borders(image: np.ndarray) -> np.ndarray:
-    """Paint black padding bars along the edges with the slide background.
+    """Paint black regions that reach the image's edge with the slide background.
 
-    Crops cut near the edge of a microscope field are often padded with black (LISC's
-    are). Brightfield slides have no black, so such bars are not content, but the model
-    never saw them in training and they pull its answer (LISC: 17 of the 48 padded cells
-    misclassified, 11 once painted; 41 of the 211 others). Bars are whole rows or columns
-    at the border; anything else dark (rotation corners, dust) is left alone. Pixel
-    coordinates are kept, so localisation boxes still refer to the original image.
+    Crops cut near the edge of a microscope field are padded with black bars (48 of LISC's
+    259 are), photos through an eyepiece have a black surround, and rotated scans black
+    corners. A brightfield slide has no black, so these are not content, but the model never
+    saw them in training and they pull its answer (LISC: 17 of the 48 padded cells
+    misclassified, 11 once painted; 41 of the 211 others). Near-black pixels inside the
+    image that do not connect to its edge are left alone. Pixel coordinates are kept, so
+    localisation boxes still refer to the original image. An image without black on its
+    edge costs a look at its border only.
     """
-    columns = image.transpose(1, 0, 2)
-    top, bottom = _padding_run(image), _padding_run(image[::-1])
-    left, right = _padding_run(columns), _padding_run(columns[::-1])
-    if top + bottom + left + right == 0:
+    if not _edge_is_black_anywhere(image):
         return image
-    height, width = image.shape[:2]
-    if top + bottom >= height or left + right >= width:
+    labels, count = ndimage.label(_is_black(image))
+    reaches_edge = np.zeros(count + 1, bool)
+    reaches_edge[np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])] = True
+    reaches_edge[0] = False  # label 0: not black
+    surround = reaches_edge[labels]
+    if surround.all():
         return image  # all black: nothing to take a background from
-    content = image[top:height - bottom, left:width - right]
-    filled = np.empty_like(image)
-    filled[...] = background_colour(content)
-    filled[top:height - bottom, left:width - right] = content
+    filled = image.copy()
+    filled[surround] = background_colour(image)  # the brightest pixels: black does not move it
     return filled
 
 
