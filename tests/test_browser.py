@@ -123,6 +123,13 @@ def test_classify_an_upload_in_a_real_browser(page, server, tmp_path):
     wait_for_run(page)
     screenshot(page, "classify.png")
 
+    # The CSV is made when its button is clicked (a callable), and holds the decision just recorded.
+    with page.expect_download(timeout=WAIT_MS) as download:
+        page.get_by_role("button", name="Download predictions (CSV)").click()
+    rows = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
+    assert rows[0].startswith("file,sha256,predicted") and len(rows) == 2
+    assert rows[1].startswith("cell.png,") and "unverified:Dr Browser" in rows[1]
+
 
 def external_requests(urls: list[str], server: str) -> list[str]:
     """The requested URLs that leave the app's own origin (data: and blob: URLs never leave the browser)."""
