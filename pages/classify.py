@@ -319,7 +319,7 @@ def main() -> None:
                                      help="Grad-CAM is fast; ScoreCAM runs one forward pass per feature map "
                                           "tried (at most 16); SmoothGrad averages noisy pixel gradients.")
     alpha = alpha_column.slider("Heatmap opacity", 0.0, 1.0, DEFAULT_ALPHA, 0.05, key="classify_alpha")
-    if len(predictor.tta_views) > 1 or predictor.extra_views:
+    if predictor.card.inference.averages_views:
         st.caption(f"Prediction: {predictor.card.inference.describe()}. Each view is the same crop turned; "
                    "the heatmap explains the upright one.")
     batch, kept = current_batch(files)

@@ -161,3 +161,15 @@ def test_a_card_with_extra_views_is_checked_and_served(tmp_path, tiny_model_dir,
     (model / "card.json").write_text(json.dumps({**card, "inference": {"tta": ["identity"], "tta_extra": ["spin"]}}))
     with pytest.raises(ModelLoadError, match=r"unknown test-time view\(s\) spin"):
         check_model_folder(model)  # named without a threshold: still a broken card
+
+
+@pytest.mark.parametrize(("inference", "averages"), [
+    ({}, False),  # an older card: one pass
+    ({"tta": ["identity", "rot180"]}, True),
+    ({"tta": ["identity"], "tta_extra": ["rot90"], "tta_extra_below": 0.7}, True),  # only for unsure crops
+    ({"tta": ["identity"], "tta_extra": ["rot90"]}, False),  # extra views without a threshold never run
+])
+def test_a_card_says_whether_its_predictions_average_views(inference: dict, averages: bool) -> None:
+    from bloodcell_core.models.card import Inference
+
+    assert Inference.from_json(inference).averages_views is averages

@@ -176,6 +176,11 @@ class Inference(CardSection):
             raise BloodcellError(f"test-time view(s) {', '.join(repeated)} both in tta and tta_extra")
         return extra
 
+    @property
+    def averages_views(self) -> bool:
+        """Whether a prediction averages several views of the crop (always, or for unsure crops)."""
+        return len(self.views) > 1 or bool(self.extra_views)
+
     def check(self) -> None:
         """Raise :class:`BloodcellError` for an unknown view name or a view in both lists (no TensorFlow)."""
         parse_views(self.tta)
