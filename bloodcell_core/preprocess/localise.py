@@ -134,7 +134,7 @@ def fill_black_borders(image: np.ndarray) -> np.ndarray:
     """Paint black regions that reach the image's edge with the slide background.
 
     Crops cut near the edge of a microscope field are padded with black bars (48 of LISC's
-    259 are), photos through an eyepiece have a black surround, and rotated scans black
+    259 are), photos through an eyepiece have a black surround, and rotated scans have black
     corners. A brightfield slide has no black, so these are not content, but the model never
     saw them in training and they pull its answer (LISC: 17 of the 48 padded cells
     misclassified, 11 once painted; 41 of the 211 others). Near-black pixels inside the
