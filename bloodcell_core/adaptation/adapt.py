@@ -118,8 +118,7 @@ def served_probabilities(head: LabGatedHead, features: np.ndarray, predictor: Pr
         probabilities = add_views_where_unsure(probabilities, lambda rows: averaged(predictor.extra_views, rows),
                                                len(predictor.tta_views), len(predictor.extra_views),
                                                predictor.extra_views_below)
-    temperature = predictor.temperature
-    return apply_temperature(probabilities[0], temperature) if temperature != 1.0 else probabilities[0]
+    return apply_temperature(probabilities[0], predictor.temperature)  # T = 1 leaves them unchanged
 
 
 def cross_validate(predictor: Predictor, cells: LabCells, features: np.ndarray, density: dict[str, Any],

@@ -78,7 +78,6 @@ class Predictor:
         self.tta_views: tuple[str, ...] = card.views
         self.extra_views: tuple[str, ...] = card.inference.extra_views  # only for unsure crops
         self.extra_views_below = card.inference.tta_extra_below
-        self.served_views: tuple[str, ...] = self.tta_views + self.extra_views  # every view it may run
         self._ood_distance = ood_scorer(self.policy)
         self._outputs_and_features = _serving_graph(model)
 
@@ -98,6 +97,11 @@ class Predictor:
         return cls(model, {**base, **(card or {})})
 
     @property
+    def served_views(self) -> tuple[str, ...]:
+        """Every view this predictor may run: the card's views, then those added for unsure crops."""
+        return self.tta_views + self.extra_views
+
+    @property
     def name(self) -> str:
         return self.card.name or "model"
 
@@ -112,9 +116,8 @@ class Predictor:
         """Prepared crops (N, S, S, 3) -> (probabilities, features), as served: views averaged, temperature."""
         probabilities, features = run_views_where_unsure(self._outputs_and_features.predict_on_batch, batch,
                                                          self.tta_views, self.extra_views, self.extra_views_below)
-        if self.temperature != 1.0:  # the card's temperature (fitted by bloodcell_core.evaluation.calibration)
-            probabilities = apply_temperature(probabilities, self.temperature)
-        return np.asarray(probabilities), np.asarray(features)
+        # The card's temperature (fitted by bloodcell_core.evaluation.calibration); 1 changes nothing.
+        return apply_temperature(probabilities, self.temperature), np.asarray(features)
 
     def prepare_batch(self, images: list[np.ndarray]) -> np.ndarray:
         """Decoded images -> stacked model inputs (N, S, S, 3) through the one crop path."""
