@@ -24,6 +24,19 @@ _ALIASES: dict[str, str] = {
 }
 
 
+# The abbreviations haematology reports use, for labels where a full name does not fit (thumbnails).
+SHORT_NAMES: dict[str, str] = {
+    "basophil": "baso", "eosinophil": "eos", "erythroblast": "NRBC", "ig": "IG",
+    "lymphocyte": "lymph", "monocyte": "mono", "neutrophil": "neut", "platelet": "plt",
+}
+SHORT_NAME_MAX = 6  # a class without an abbreviation is cut to this many characters
+
+
+def short_class_name(name: str) -> str:
+    """A class's usual abbreviation (``"lymphocyte"`` -> ``"lymph"``), else its name cut short."""
+    return SHORT_NAMES.get(name, name[:SHORT_NAME_MAX])
+
+
 def normalise_class_name(name: str) -> str:
     """Map a folder or label name to its class name (case-insensitive, aliases applied).
 

@@ -11,7 +11,7 @@ import streamlit as st
 
 from bloodcell_core.data.images import content_hash
 from bloodcell_core.reporting.batch import ClassifiedImage
-from bloodcell_core.reporting.gallery import crop_thumbnail
+from bloodcell_core.reporting.gallery import crop_thumbnail, thumbnail_label
 from bloodcell_core.reporting.uploads import DecodedUpload, decode_upload
 from dashboard import session_cookie
 
@@ -65,11 +65,12 @@ def decoded_uploads(files: list[tuple[str, bytes]], max_bytes: int) -> list[Deco
 
 
 def thumbnails_for(uploads: list[DecodedUpload], images: list[ClassifiedImage], model_key: str) -> list[str]:
-    """The gallery thumbnail (the model's crop, with its confidence) of every image, made once."""
+    """The gallery thumbnail (the model's crop, with its class and confidence) of every image, made once."""
     cache: dict[tuple[str, str], str] = st.session_state.setdefault(THUMBNAILS_KEY, {})
     for upload, image in zip(uploads, images):
         key = (model_key, upload.image_hash)
         if key not in cache:
             prediction = image.prediction
-            cache[key] = crop_thumbnail(upload.image, prediction.crop_box, f"{prediction.confidence:.0%}")
+            cache[key] = crop_thumbnail(upload.image, prediction.crop_box,
+                                       thumbnail_label(prediction.predicted, prediction.confidence))
     return [cache[(model_key, u.image_hash)] for u in uploads]

@@ -224,8 +224,9 @@ def show_gallery(uploads: list[DecodedUpload], images: list[ClassifiedImage], pr
     grid_column, detail_column = st.columns([3, 2])
     selected: list[int] = []
     with grid_column:
-        st.caption("Click a cell to open it; Ctrl-click or drag to select several, in any group. Then press "
-                   "a class, or its number key, to move the selected cells there.")
+        st.caption("Each cell shows the model's class and confidence. Click a cell to open it; Ctrl-click or "
+                   "drag to select several, in any group. Then press a class, or its number key, to move the "
+                   "selected cells there.")
         for group in gallery_groups(images, predictor.classes):
             with st.container(border=True):
                 gallery.group_heading(group, images, confirm if reviewer else None)

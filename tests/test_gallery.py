@@ -112,6 +112,21 @@ def test_groups_and_thumbnails_in_core():
     assert uri.startswith("data:image/jpeg;base64,")
 
 
+def test_thumbnail_labels_name_the_class_and_fit_the_thumbnail():
+    from PIL import Image, ImageDraw
+
+    from bloodcell_core.classes import CANONICAL_CLASSES
+    from bloodcell_core.reporting.gallery import THUMBNAIL_SIDE, thumbnail_label
+
+    assert thumbnail_label("lymphocyte", 0.971) == "lymph 97%"
+    assert thumbnail_label("ig", 0.5) == "IG 50%"
+    assert thumbnail_label("reticulocyte", 0.5) == "reticu 50%"  # no abbreviation: cut short
+    draw = ImageDraw.Draw(Image.new("RGB", (THUMBNAIL_SIDE, THUMBNAIL_SIDE)))
+    for name in [*CANONICAL_CLASSES, "reticulocyte"]:
+        left, _, right, _ = draw.textbbox((3, 0), thumbnail_label(name, 1.0))
+        assert right <= THUMBNAIL_SIDE - 2, name
+
+
 def test_gif_and_webp_are_classified_and_other_types_counted_as_not_readable(gallery_env):
     import io
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
+from bloodcell_core.classes import short_class_name
 from bloodcell_core.reporting.batch import ClassifiedImage
 
 NEEDS_REVIEW = "needs review"  # the key of the flagged, unreviewed group
@@ -74,11 +75,20 @@ def group_confirmations(images: Sequence[ClassifiedImage], group: GalleryGroup) 
     return [(images[p], group.key) for p in group.members if images[p].reviewed_label != group.key]
 
 
+def thumbnail_label(predicted: str, confidence: float) -> str:
+    """What a thumbnail carries: the model's class, abbreviated, and its confidence ("lymph 97%").
+
+    The class matters most in the needs-review group, where the cells of all classes sit together
+    and the reviewer would otherwise open each to see the suggestion; elsewhere it shows the cells
+    a reviewer has moved away from the model's class."""
+    return f"{short_class_name(predicted)} {confidence:.0%}"
+
+
 def crop_thumbnail(image: np.ndarray, box: tuple[int, int, int, int] | None, label: str = "",
                    side: int = THUMBNAIL_SIDE) -> str:
     """The model's crop of ``image`` (``box``: left, top, right, bottom; may pass the edges) as a
     ``side`` px square JPEG data URI, small enough for a gallery of hundreds of cells, with
-    ``label`` (the confidence) printed small in its lower-left corner."""
+    ``label`` (:func:`thumbnail_label`) printed small in its lower-left corner."""
     height, width = image.shape[:2]
     left, top, right, bottom = (int(v) for v in box) if box is not None else (0, 0, width, height)
     border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
