@@ -5,6 +5,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 
 HIGHLIGHT_PAIRS = (("ig", "monocyte"), ("monocyte", "ig"))  # (true, predicted) cells to outline
@@ -114,3 +115,20 @@ def class_count_bars(classes: Sequence[str], counts: Sequence[int], flagged: Seq
     highest = max([c + f for c, f in zip(counts, flagged or [0] * len(counts))] or [0])
     fig.update_yaxes(title="images", rangemode="tozero", tickformat="d", dtick=max(1, math.ceil(highest / 5)))
     return _compact(fig, 320)
+
+
+def adaptation_curve_figure(table: pd.DataFrame, title: str = "Accuracy after adapting on k cells per class"
+                            ) -> go.Figure:
+    """Adapted accuracy (± one standard deviation over draws) against k, per laboratory, with its
+    unadapted accuracy dashed: rows of :func:`bloodcell_core.adaptation.kshot.curve_table`."""
+    fig = go.Figure()
+    for name, rows in table.groupby("laboratory", sort=False):
+        fig.add_trace(go.Scatter(x=rows["k"], y=rows["adapted"], mode="lines+markers", name=f"{name}, adapted",
+                                 error_y=dict(type="data", array=rows["adapted std"], visible=True),
+                                 line=dict(color=ACCENT), hovertemplate="k = %{x}: %{y:.1%}<extra></extra>"))
+        fig.add_trace(go.Scatter(x=rows["k"], y=rows["unadapted"], mode="lines", name=f"{name}, unadapted",
+                                 line=dict(color=FLAG, dash="dash"), hovertemplate="unadapted: %{y:.1%}<extra></extra>"))
+    fig.update_xaxes(title="labelled cells per class (k)", type="log", tickvals=sorted(table["k"].unique()))
+    fig.update_yaxes(title="accuracy on the rest of the laboratory", tickformat=".0%")
+    fig.update_layout(title=title, legend=dict(orientation="h", y=-0.3))
+    return _compact(fig, 340)

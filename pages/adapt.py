@@ -8,11 +8,12 @@ import pandas as pd
 import streamlit as st
 
 from bloodcell_core.adaptation.from_archive import adapt_from_archive, recall_table
+from bloodcell_core.adaptation.kshot import curve_table
 from bloodcell_core.errors import BloodcellError
 from bloodcell_core.models.card import ModelCard
 from bloodcell_core.review.archive import archive_counts, archived_cells
 from bloodcell_core.review.store import ReviewStore
-from dashboard import state
+from dashboard import charts, state
 
 PREFIX = "adapt"
 RESULT_KEY = f"{PREFIX}_result"  # the last run this session: {"folder", "parent", "card"}
@@ -26,6 +27,25 @@ def show_archive(counts: pd.DataFrame) -> None:
     right.bar_chart(counts, x="class", y="cells", color="source", stack=True, horizontal=True, height=260)
     st.caption(f"{int(counts['cells'].sum()):,} reviewed cells from {counts['source'].nunique()} source(s); each "
                "counts under its latest decision.")
+
+
+def show_expected_gain() -> None:
+    """The k-shot curves the picked model's card records: how many cells per class are worth labelling."""
+    try:
+        _, card = state.selected_card()
+    except BloodcellError:
+        return
+    table = curve_table(card.adaptation_curve.get("laboratories") or {})
+    if table.empty:
+        return
+    with st.expander("What to expect: how many cells per class to label", icon=":material/monitoring:"):
+        st.plotly_chart(charts.adaptation_curve_figure(table), key=f"{PREFIX}_curve")
+        at_ten = table[table["k"] == 10]
+        measured = "; ".join(f"{state.md_escape(row.laboratory)}: {row.unadapted:.0%} unadapted, "
+                             f"{row.adapted:.0%} after 10 cells per class" for row in at_ten.itertuples())
+        st.caption("Measured for this model on laboratories it never trained on (random draws of k labelled "
+                   "cells per class, the rest of the laboratory scored, near-duplicates of picked cells left "
+                   f"out){': ' + measured if measured else ''}. Your laboratory may differ.")
 
 
 def picked_parent() -> Path | None:
@@ -116,6 +136,7 @@ def main() -> None:
     st.caption("Every cell a signed-in reviewer accepts or corrects on Classify is archived with its laboratory "
                "name. A few of them per class refit the model to this laboratory's stain and microscope.")
     show_switch_back()
+    show_expected_gain()
     try:
         store = state.review_store()
         counts = archive_counts(archived_cells(store))

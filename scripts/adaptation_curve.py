@@ -1,8 +1,10 @@
 """k-shot adaptation curves on real laboratories -> docs/adaptation.json and docs/adaptation.png.
 
-    python scripts/adaptation_curve.py ../shared/data/lisc ../shared/data/bionet [--model DIR]
+    python scripts/adaptation_curve.py ../shared/data/lisc ../shared/data/bionet [--model DIR] [--record]
 
-Run with a model that never saw those laboratories (its card says which it saw).
+Run with a model that never saw those laboratories (its card says which it saw).  ``--record``
+also writes the curves of the laboratories the model never saw into its card
+(``adaptation_curve``), where the *Adapt to your lab* page shows them as what to expect.
 """
 from __future__ import annotations
 
@@ -14,10 +16,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bloodcell_core.adaptation.adapt import home_images  # noqa: E402
-from bloodcell_core.adaptation.kshot import DEFAULT_KS, kshot_curve  # noqa: E402
+from bloodcell_core.adaptation.kshot import DEFAULT_KS, curve_record, kshot_curve  # noqa: E402
 from bloodcell_core.data.datasets import load_dataset  # noqa: E402
 from bloodcell_core.data.subsets import seen_in_training  # noqa: E402
 from bloodcell_core.inference.predictor import Predictor  # noqa: E402
+from bloodcell_core.models.store import record_in_card  # noqa: E402
 from bloodcell_core.progress import tqdm_progress  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -67,10 +70,13 @@ def main() -> int:
     parser.add_argument("--merge", action="store_true",
                         help="add to docs/adaptation.json (e.g. a laboratory measured with another model that "
                              "never saw it) instead of starting it anew")
+    parser.add_argument("--record", action="store_true",
+                        help="write the curves of the laboratories the model never saw into its card")
     args = parser.parse_args()
     predictor = Predictor.load(args.model)
     home = home_images(predictor, tqdm_progress())
     results = {"ks": list(DEFAULT_KS), "laboratories": {}}
+    recorded = {}
     if args.merge and (DOCS / "adaptation.json").exists():
         results = json.loads((DOCS / "adaptation.json").read_text())
     for path in args.data:
@@ -81,11 +87,19 @@ def main() -> int:
         if home is not None:
             curve["home_parent_accuracy"] = float((predictor.run_prepared(home[0])[0].argmax(1) == home[1]).mean())
         results["laboratories"][Path(path).name] = curve
+        if not curve["seen_in_training"]:
+            recorded[Path(path).name] = curve_record(curve)
         print(Path(path).name, {k: round(v["adapted"]["mean"], 3) for k, v in curve["curve"].items()}, file=sys.stderr)
     DOCS.mkdir(exist_ok=True)
     (DOCS / "adaptation.json").write_text(json.dumps(results, indent=2) + "\n")
     draw_curves(results, DOCS / "adaptation.png")
     print(f"wrote {DOCS / 'adaptation.json'} and {DOCS / 'adaptation.png'}", file=sys.stderr)
+    if args.record:
+        if not recorded:
+            print("nothing recorded: the model trained on every laboratory given", file=sys.stderr)
+            return 2
+        card_path = record_in_card(args.model, "adaptation_curve", {"laboratories": recorded}) / "card.json"
+        print(f"recorded {', '.join(recorded)} in {card_path}", file=sys.stderr)
     return 0
 
 

@@ -96,6 +96,26 @@ def test_adapt_raises_accuracy_on_the_lab_and_leaves_the_parent(parent_and_lab, 
     assert main(["adapt", str(few), "--model", str(parent_dir), "--out", str(out)]) == 2  # never overwrites
 
 
+def test_the_adapted_card_leaves_out_reports_measured_on_the_parent(parent_and_lab, tmp_path) -> None:
+    from bloodcell_core.models.store import record_in_card
+
+    parent_dir, few, _ = parent_and_lab
+    measured_parent = tmp_path / "measured-parent"
+    measured_parent.mkdir()
+    for path in parent_dir.iterdir():
+        (measured_parent / path.name).write_bytes(path.read_bytes())
+    reports = {"crosslab": {"datasets": {"lab": {"accuracy": 0.5}}}, "robustness": {"n_images": 3},
+               "shift_bench": {"conditions": {}}, "adaptation_curve": {"laboratories": {"lab": {"ks": [1]}}}}
+    for key, report in reports.items():
+        record_in_card(measured_parent, key, report)
+    out = tmp_path / "adapted"
+    assert main(["adapt", str(few), "--model", str(measured_parent), "--out", str(out)]) == 0
+    card = json.loads((out / "card.json").read_text())
+    assert all(not card.get(key) for key in reports)  # the parent's figures would misdescribe it
+    parent_card = json.loads((measured_parent / "card.json").read_text())
+    assert all(parent_card[key] for key in reports)  # the parent keeps its own
+
+
 def test_adapt_with_unlabelled_cells_only_records_its_method(parent_and_lab, tmp_path) -> None:
     parent_dir, few, rest = parent_and_lab
     out = tmp_path / "unlabelled-only"

@@ -257,3 +257,22 @@ def test_dataset_picker_refuses_paths_outside_the_data_roots(dashboard_env):
     assert any("outside the configured data roots" in e.value for e in app.error)
     app.text_input(key="perf_dataset_typed").input("cells").run()
     assert not app.error and any("Press Evaluate" in i.value for i in app.info)
+
+
+def test_adapt_page_shows_the_recorded_adaptation_curve_as_what_to_expect(dashboard_env, tmp_path, monkeypatch):
+    from bloodcell_core.models.store import save_model
+    from tests.helpers_dashboard import build_tiny_model, tiny_model_card
+
+    app = open_app(page="pages/adapt.py")
+    assert not [e for e in app.expander if "What to expect" in e.label]  # the tiny model's card has no curve
+    point = lambda parent, adapted: {"parent": {"mean": parent, "std": 0.0}, "adapted": {"mean": adapted, "std": 0.02}}
+    curve = {"laboratories": {"lab-x": {"ks": [1, 10], "draws": 5, "seen_in_training": False,
+                                        "curve": {"1": point(0.6, 0.62), "10": point(0.6, 0.88)}}}}
+    model_dir = save_model(build_tiny_model(), {**tiny_model_card("curved"), "adaptation_curve": curve},
+                           tmp_path / "curve-models" / "curved")
+    monkeypatch.setenv("BLOODCELL_MODEL", str(model_dir))
+    app = open_app(page="pages/adapt.py")
+    assert [e for e in app.expander if "What to expect" in e.label]
+    captions = [c.value for c in app.caption]
+    assert any("60% unadapted, 88% after 10 cells per class" in c and "lab" in c for c in captions), captions
+    assert app.get("plotly_chart")

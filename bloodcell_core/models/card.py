@@ -255,7 +255,7 @@ class ModelCard(CardSection):
     """Everything serving needs besides the weights, and what a reader needs to trust the model.
 
     Sections that are measured reports (validation, robustness, shift bench, other laboratories,
-    adaptation, training history) stay plain dicts: they are written whole and read by display code.
+    adaptation, k-shot adaptation curves, training history) stay plain dicts: they are written whole and read by display code.
     """
 
     name: str | None = _typed("str")
@@ -283,6 +283,7 @@ class ModelCard(CardSection):
     robustness: dict[str, Any] = _typed("dict", factory=dict)
     shift_bench: dict[str, Any] = _typed("dict", factory=dict)
     adaptation: dict[str, Any] = _typed("dict", factory=dict)
+    adaptation_curve: dict[str, Any] = _typed("dict", factory=dict)  # k-shot curves, laboratories it never saw
 
     @classmethod
     def of(cls, card: ModelCard | Mapping[str, Any]) -> ModelCard:
