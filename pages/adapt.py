@@ -29,6 +29,13 @@ def show_archive(counts: pd.DataFrame) -> None:
                "counts under its latest decision.")
 
 
+def ten_cell_summary(row: dict[str, Any]) -> str:
+    """One laboratory's k = 10 point of a curve table, in words."""
+    home = row["home after"]
+    return (f"{state.md_escape(row['laboratory'])}: {row['unadapted']:.0%} unadapted, {row['adapted']:.0%} after "
+            f"10 cells per class" + (f" (home images {home:.1%} after)" if home == home else ""))  # NaN: no check
+
+
 def show_expected_gain() -> None:
     """The k-shot curves the picked model's card records: how many cells per class are worth labelling."""
     try:
@@ -40,9 +47,7 @@ def show_expected_gain() -> None:
         return
     with st.expander("What to expect: how many cells per class to label", icon=":material/monitoring:"):
         st.plotly_chart(charts.adaptation_curve_figure(table), key=f"{PREFIX}_curve")
-        at_ten = table[table["k"] == 10]
-        measured = "; ".join(f"{state.md_escape(row.laboratory)}: {row.unadapted:.0%} unadapted, "
-                             f"{row.adapted:.0%} after 10 cells per class" for row in at_ten.itertuples())
+        measured = "; ".join(ten_cell_summary(row) for row in table[table["k"] == 10].to_dict("records"))
         st.caption("Measured for this model on laboratories it never trained on (random draws of k labelled "
                    "cells per class, the rest of the laboratory scored, near-duplicates of picked cells left "
                    f"out){': ' + measured if measured else ''}. Your laboratory may differ.")

@@ -20,6 +20,7 @@ from bloodcell_core.inference.predictor import Predictor
 from bloodcell_core.progress import ProgressFn
 
 DEFAULT_KS = (1, 3, 5, 10, 20)
+CURVE_TABLE_COLUMNS = ["laboratory", "k", "unadapted", "adapted", "adapted std", "home after"]
 
 
 def _draw(labels: np.ndarray, groups: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -66,8 +67,6 @@ def kshot_curve(predictor: Predictor, dataset: Dataset, ks: Sequence[int] = DEFA
 def _accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float((probabilities.argmax(axis=1) == labels).mean())
 
-
-CURVE_TABLE_COLUMNS = ["laboratory", "k", "unadapted", "adapted", "adapted std", "home after"]
 
 
 def curve_record(curve: Mapping[str, Any]) -> dict[str, Any]:
