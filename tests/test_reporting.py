@@ -303,5 +303,9 @@ def test_card_overview_lists_every_source_and_each_other_laboratory():
     assert overview["Trained on"] == "pbc-dev (13,520 images) + bionet (359 images)"
     assert overview["Other laboratory: lisc"] == ("accuracy 71.0%, balanced 70.0% (259 images, never seen in "
                                                   "training); confident errors 2.0%")
+    card["adaptation_curve"] = {"laboratories": {"lisc": {"draws": 5, "curve": {
+        "10": {"parent": {"mean": 0.8, "std": 0.0}, "adapted": {"mean": 0.89, "std": 0.03}}}}}}
+    assert card_overview(card)["Adapting to lisc"] == ("accuracy 80.0% unadapted, 89.0% after 10 labelled cells "
+                                                       "per class (mean of 5 draws)")
     frame = compare_frame({"a": {"accuracy": 0.9}, "b": {"accuracy": 0.8, "ece": 0.05}})
     assert frame.loc["Accuracy"].tolist() == [0.9, 0.8] and frame.loc["ECE", "b"] == 0.05

@@ -149,6 +149,7 @@ def _serving_and_stress_rows(card: ModelCard) -> dict[str, str]:
         rows["Synthetic shifts"] = (f"accuracy {_percent(conditions.get('clean', {}).get('accuracy'))} clean; "
                                     f"worst {worst.replace('_', ' ')} {_percent(shifted[worst]['accuracy'])}")
     rows.update(_other_laboratory_rows(card))
+    rows.update(_adaptation_curve_rows(card))
     adaptation = card.adaptation
     if adaptation:
         cv = adaptation.get("cross_validation") or {}
@@ -169,6 +170,18 @@ def _other_laboratory_rows(card: ModelCard) -> dict[str, str]:
             f"accuracy {_percent(lab.get('accuracy'))}, balanced {_percent(lab.get('balanced_accuracy'))} "
             f"({lab.get('n_images', '?')} images, {seen}); confident errors "
             f"{_percent(lab.get('confident_error_rate'))}")
+    return rows
+
+
+def _adaptation_curve_rows(card: ModelCard) -> dict[str, str]:
+    """One row per laboratory of the card's k-shot curves: unadapted, and after 10 cells per class."""
+    rows = {}
+    for name, lab in (card.adaptation_curve.get("laboratories") or {}).items():
+        point = (lab.get("curve") or {}).get("10")
+        if point:
+            rows[f"Adapting to {name}"] = (f"accuracy {_percent(point['parent']['mean'])} unadapted, "
+                                           f"{_percent(point['adapted']['mean'])} after 10 labelled cells per class "
+                                           f"(mean of {lab.get('draws', '?')} draws)")
     return rows
 
 
