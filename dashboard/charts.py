@@ -120,7 +120,7 @@ def class_count_bars(classes: Sequence[str], counts: Sequence[int], flagged: Seq
 def adaptation_curve_figure(table: pd.DataFrame, title: str = "Accuracy after adapting on k cells per class"
                             ) -> go.Figure:
     """Adapted accuracy (± one standard deviation over draws) against k, per laboratory, with its
-    unadapted accuracy dashed: rows of :func:`bloodcell_core.adaptation.kshot.curve_table`."""
+    unadapted accuracy dashed: rows of :func:`bloodcell_core.reporting.performance.curve_table`."""
     fig = go.Figure()
     for name, rows in table.groupby("laboratory", sort=False):
         fig.add_trace(go.Scatter(x=rows["k"], y=rows["adapted"], mode="lines+markers", name=f"{name}, adapted",

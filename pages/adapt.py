@@ -8,9 +8,9 @@ import pandas as pd
 import streamlit as st
 
 from bloodcell_core.adaptation.from_archive import adapt_from_archive, recall_table
-from bloodcell_core.adaptation.kshot import curve_table
 from bloodcell_core.errors import BloodcellError
 from bloodcell_core.models.card import ModelCard
+from bloodcell_core.reporting.performance import curve_table
 from bloodcell_core.review.archive import archive_counts, archived_cells
 from bloodcell_core.review.store import ReviewStore
 from dashboard import charts, state
@@ -42,7 +42,7 @@ def show_expected_gain() -> None:
         _, card = state.selected_card()
     except BloodcellError:
         return
-    table = curve_table(card.adaptation_curve.get("laboratories") or {})
+    table = curve_table(card)
     if table.empty:
         return
     with st.expander("What to expect: how many cells per class to label", icon=":material/monitoring:"):

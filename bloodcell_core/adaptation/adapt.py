@@ -39,7 +39,7 @@ from bloodcell_core.progress import ProgressFn
 FIT_VIEWS = ("identity", "rot180", "hflip", "vflip", "transpose", "rot90", "rot270")  # training views
 # Reports measured on the parent that would misdescribe the adapted model: left out of its card
 # (the parent's card keeps them; the commands' --record measures the adapted model anew).
-PARENT_ONLY_REPORTS: dict[str, dict] = {"crosslab": {}, "robustness": {}, "shift_bench": {}, "adaptation_curve": {}}
+PARENT_ONLY_REPORTS = ("crosslab", "robustness", "shift_bench", "adaptation_curve")
 MAX_FOLDS = 5
 
 
@@ -285,7 +285,7 @@ def _adapted_card_fields(parent: Predictor, parent_dir, cells: LabCells | None, 
                          method: dict[str, Any], cross_validation, home_check) -> dict[str, Any]:
     lab_name = Path(cells.source).name if cells is not None else Path(unlabelled_info["source"]).name
     return {
-        **PARENT_ONLY_REPORTS,
+        **{report: {} for report in PARENT_ONLY_REPORTS},
         "name": f"{parent.name}-adapted-{lab_name}",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "adaptation": {

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from typing import Any, Sequence
 
 import numpy as np
-import pandas as pd
 
 from bloodcell_core.adaptation.adapt import (FIT_VIEWS, AdaptSettings, fit_lab_head, home_density,
                                              gated_head, home_images, lab_cells, served_probabilities)
@@ -20,7 +19,6 @@ from bloodcell_core.inference.predictor import Predictor
 from bloodcell_core.progress import ProgressFn
 
 DEFAULT_KS = (1, 3, 5, 10, 20)
-CURVE_TABLE_COLUMNS = ["laboratory", "k", "unadapted", "adapted", "adapted std", "home after"]
 
 
 def _draw(labels: np.ndarray, groups: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -73,15 +71,3 @@ def curve_record(curve: Mapping[str, Any]) -> dict[str, Any]:
     """What a card keeps of one laboratory's curve (``adaptation_curve`` section): no class lists."""
     keep = ("n_images", "draws", "ks", "curve", "seen_in_training", "home_parent_accuracy")
     return {key: curve[key] for key in keep if key in curve}
-
-
-def curve_table(laboratories: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per laboratory and k of recorded curves (rates as 0-1 floats; home after may be NaN)."""
-    rows = []
-    for name, lab in laboratories.items():
-        for k in lab.get("ks", []):
-            point = lab["curve"][str(k)]
-            rows.append({"laboratory": name, "k": int(k), "unadapted": point["parent"]["mean"],
-                         "adapted": point["adapted"]["mean"], "adapted std": point["adapted"]["std"],
-                         "home after": point.get("home_adapted", {}).get("mean", float("nan"))})
-    return pd.DataFrame(rows, columns=CURVE_TABLE_COLUMNS)

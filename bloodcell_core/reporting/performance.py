@@ -173,16 +173,29 @@ def _other_laboratory_rows(card: ModelCard) -> dict[str, str]:
     return rows
 
 
+CURVE_TABLE_COLUMNS = ["laboratory", "k", "draws", "unadapted", "adapted", "adapted std", "home after"]
+
+
+def curve_table(card: ModelCard | Mapping[str, Any]) -> pd.DataFrame:
+    """One row per laboratory and k of the card's k-shot curves (``adaptation_curve``, written by
+    ``scripts/adaptation_curve.py --record``); rates as 0-1 floats, home after NaN without a home check."""
+    rows = []
+    for name, lab in (ModelCard.of(card).adaptation_curve.get("laboratories") or {}).items():
+        for k, point in sorted((lab.get("curve") or {}).items(), key=lambda item: int(item[0])):
+            rows.append({"laboratory": name, "k": int(k), "draws": lab.get("draws", "?"),
+                         "unadapted": point["parent"]["mean"], "adapted": point["adapted"]["mean"],
+                         "adapted std": point["adapted"]["std"],
+                         "home after": point.get("home_adapted", {}).get("mean", float("nan"))})
+    return pd.DataFrame(rows, columns=CURVE_TABLE_COLUMNS)
+
+
 def _adaptation_curve_rows(card: ModelCard) -> dict[str, str]:
     """One row per laboratory of the card's k-shot curves: unadapted, and after 10 cells per class."""
-    rows = {}
-    for name, lab in (card.adaptation_curve.get("laboratories") or {}).items():
-        point = (lab.get("curve") or {}).get("10")
-        if point:
-            rows[f"Adapting to {name}"] = (f"accuracy {_percent(point['parent']['mean'])} unadapted, "
-                                           f"{_percent(point['adapted']['mean'])} after 10 labelled cells per class "
-                                           f"(mean of {lab.get('draws', '?')} draws)")
-    return rows
+    at_ten = curve_table(card).query("k == 10")
+    return {f"Adapting to {row['laboratory']}": (
+                f"accuracy {_percent(row['unadapted'])} unadapted, {_percent(row['adapted'])} after 10 labelled "
+                f"cells per class (mean of {row['draws']} draws)")
+            for row in at_ten.to_dict("records")}
 
 
 def card_validation(card: ModelCard | Mapping[str, Any]) -> dict[str, float | None]:
