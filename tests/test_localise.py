@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from bloodcell_core.preprocess.localise import (
-    PADDING_LEVEL, background_colour, crop_to_box, fill_black_borders, localise, localise_and_crop,
+    PADDING_LEVEL, SEAM_WIDTH, background_colour, crop_to_box, fill_black_borders, localise, localise_and_crop,
 )
 from tests.helpers_images import synthetic_cell
 
@@ -70,7 +70,20 @@ def test_black_padding_bars_are_painted_with_the_background() -> None:
     assert np.abs(filled[:40].astype(int) - background).max() <= 1
     assert np.abs(filled[:, :25].astype(int) - background).max() <= 1
     assert np.abs(filled[:, -10:].astype(int) - background).max() <= 1
-    np.testing.assert_array_equal(filled[40:, 25:-10], cell)
+    seam = SEAM_WIDTH
+    np.testing.assert_array_equal(filled[40 + seam:, 25 + seam:-10 - seam], cell[seam:, seam:-seam])
+
+
+def test_the_grey_seam_along_a_bar_is_painted_too() -> None:
+    """A bar's edge resampled into the image leaves a grey line, not black: paint it with the bar."""
+    cell = synthetic_cell(120, centre=(60, 60), radius=15)
+    padded = _padded(cell, top=0, left=30)
+    padded[:, 30] = 60  # the blended seam: too bright to be padding, far too dark to be slide
+    padded[:, 31] = 120
+    filled = fill_black_borders(padded)
+    background = np.array(background_colour(padded))
+    assert np.abs(filled[:, :32].astype(int) - background).max() <= 1
+    np.testing.assert_array_equal(filled[:, 30 + SEAM_WIDTH:], padded[:, 30 + SEAM_WIDTH:])
 
 
 def test_an_eyepiece_surround_is_painted() -> None:
@@ -80,7 +93,8 @@ def test_an_eyepiece_surround_is_painted() -> None:
     image[outside] = 0
     filled = fill_black_borders(image)
     assert filled[outside].min() > 150  # slide background, not black
-    np.testing.assert_array_equal(filled[~outside], image[~outside])
+    inside = np.hypot(rows - 80, cols - 80) <= 75 - SEAM_WIDTH - 1
+    np.testing.assert_array_equal(filled[inside], image[inside])
 
 
 def test_padding_does_not_move_the_cell_or_darken_its_crop() -> None:
