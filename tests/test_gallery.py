@@ -112,6 +112,27 @@ def test_groups_and_thumbnails_in_core():
     assert uri.startswith("data:image/jpeg;base64,")
 
 
+def test_thumbnail_shows_the_models_crop_with_black_padding_painted():
+    """A cell cut near its field's edge (black bars, as 48 of LISC's are): the thumbnail is the
+    model's input, bars painted with the slide background, not the raw black."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from bloodcell_core.preprocess.localise import localise_and_crop
+
+    cell = colour_cell("lymphocyte", side=96)[:, 30:]  # the cell sits near the cut
+    padded = np.zeros((96, 106, 3), np.uint8)
+    padded[:, 40:] = cell
+    model_input, where = localise_and_crop(padded, 96)
+    uri = crop_thumbnail(padded, where.box)
+    thumbnail = np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB"))
+    assert thumbnail.shape == model_input.shape
+    assert thumbnail.max(axis=-1).min() > 60  # no black bar left
+    assert np.abs(thumbnail.astype(int) - model_input.astype(int)).mean() < 4  # JPEG of the same crop
+
+
 def test_thumbnail_labels_name_the_class_and_fit_the_thumbnail():
     from PIL import Image, ImageDraw
 

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from bloodcell_core.classes import short_class_name
+from bloodcell_core.preprocess.localise import crop_to_box, fill_black_borders
 from bloodcell_core.reporting.batch import ClassifiedImage
 
 NEEDS_REVIEW = "needs review"  # the key of the flagged, unreviewed group
@@ -88,14 +89,15 @@ def crop_thumbnail(image: np.ndarray, box: tuple[int, int, int, int] | None, lab
                    side: int = THUMBNAIL_SIDE) -> str:
     """The model's crop of ``image`` (``box``: left, top, right, bottom; may pass the edges) as a
     ``side`` px square JPEG data URI, small enough for a gallery of hundreds of cells, with
-    ``label`` (:func:`thumbnail_label`) printed small in its lower-left corner."""
+    ``label`` (:func:`thumbnail_label`) printed small in its lower-left corner.
+
+    It goes through the crop path the model's input does (black padding and its seam painted,
+    the outside of the image filled with the slide background), so a reviewer judges the pixels
+    the model judged; the detail view keeps the upload as it is."""
     height, width = image.shape[:2]
-    left, top, right, bottom = (int(v) for v in box) if box is not None else (0, 0, width, height)
-    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
-    background = tuple(int(v) for v in np.median(border, axis=0))  # pad past the edges as the slide looks
-    crop = Image.new("RGB", (max(1, right - left), max(1, bottom - top)), background)
-    crop.paste(Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)), (-left, -top))
-    crop = crop.resize((side, side), Image.Resampling.BILINEAR)
+    box = tuple(int(v) for v in box) if box is not None else (0, 0, width, height)
+    crop = Image.fromarray(crop_to_box(fill_black_borders(np.ascontiguousarray(image, dtype=np.uint8)),
+                                       box, side))  # type: ignore[arg-type]
     if label:
         draw = ImageDraw.Draw(crop)
         text_box = draw.textbbox((3, side - 14), label)
