@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from bloodcell_core.errors import BloodcellError
+from bloodcell_core.reporting.history import ablation_frame, card_history, lineage_script
 from bloodcell_core.reporting.performance import card_overview, card_validation, format_metric
 from dashboard import state
 from dashboard.navigation import existing_pages
@@ -38,6 +39,18 @@ if card is not None:
         columns = st.columns(len(validation))
         for column, (name, value) in zip(columns, validation.items()):
             column.metric(name, format_metric(name, value))
+    try:
+        history = card_history(card)
+    except BloodcellError as error:
+        st.warning(str(error))
+        history = None
+    if history:
+        with st.expander("How this model was made: its runs, and the ablation that chose its recipe"):
+            st.caption("The command of each run, in order (from the model card):")
+            st.code(lineage_script(history), language="bash")
+            st.caption("Variants compared on held-out PBC images and on the real other laboratories "
+                       "('unseen': a laboratory that variant never trained on):")
+            st.dataframe(ablation_frame(history), hide_index=True, width="stretch")
     if card.review.rule:
         st.caption(f"Needs-review rule: {card.review.rule}")
     if card.credit:

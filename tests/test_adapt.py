@@ -105,7 +105,9 @@ def test_the_adapted_card_leaves_out_reports_measured_on_the_parent(parent_and_l
     for path in parent_dir.iterdir():
         (measured_parent / path.name).write_bytes(path.read_bytes())
     reports = {"crosslab": {"datasets": {"lab": {"accuracy": 0.5}}}, "robustness": {"n_images": 3},
-               "shift_bench": {"conditions": {}}, "adaptation_curve": {"laboratories": {"lab": {"ks": [1]}}}}
+               "shift_bench": {"conditions": {}}, "adaptation_curve": {"laboratories": {"lab": {"ks": [1]}}},
+               "history": {"lineage": [{"command": "python -m bloodcell_core train x"}],
+                           "ablation": {"columns": ["variant"], "rows": [["parent"]]}}}
     for key, report in reports.items():
         record_in_card(measured_parent, key, report)
     out = tmp_path / "adapted"

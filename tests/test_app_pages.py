@@ -276,3 +276,30 @@ def test_adapt_page_shows_the_recorded_adaptation_curve_as_what_to_expect(dashbo
     captions = [c.value for c in app.caption]
     assert any("60% unadapted, 88% after 10 cells per class" in c and "lab" in c for c in captions), captions
     assert app.get("plotly_chart")
+
+
+def test_home_shows_how_the_model_was_made_from_its_card(dashboard_env, tmp_path, monkeypatch):
+    from bloodcell_core.models.store import save_model
+    from tests.helpers_dashboard import build_tiny_model, tiny_model_card
+
+    app = open_app()
+    assert not [e for e in app.expander if "How this model was made" in e.label]  # the tiny card has none
+    history = {"lineage": [{"note": "first run", "command": "python -m bloodcell_core train data --out runs/a"}],
+               "ablation": {"columns": ["variant", "PBC held-out", "LISC"],
+                            "rows": [["**shipped**: run a", "95.0%", "80.0% unseen"]]}}
+    model_dir = save_model(build_tiny_model(), {**tiny_model_card("made"), "history": history},
+                           tmp_path / "history-models" / "made")
+    monkeypatch.setenv("BLOODCELL_MODEL", str(model_dir))
+    app = open_app()
+    assert [e for e in app.expander if "How this model was made" in e.label]
+    assert "# first run\npython -m bloodcell_core train data --out runs/a" in [c.value for c in app.code]
+    ablation = app.dataframe[1].value
+    assert ablation.columns.tolist() == ["variant", "PBC held-out", "LISC"]
+    assert ablation.iloc[0].tolist() == ["shipped: run a", "95.0%", "80.0% unseen"]  # emphasis removed
+
+    broken = save_model(build_tiny_model(), {**tiny_model_card("broken-history"), "history": {"lineage": 3}},
+                        tmp_path / "history-models" / "broken-history")
+    monkeypatch.setenv("BLOODCELL_MODEL", str(broken))
+    app = open_app()
+    assert not app.exception
+    assert any("'lineage' must be a list" in w.value for w in app.warning)  # one line; Home keeps serving

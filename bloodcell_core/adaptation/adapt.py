@@ -37,9 +37,9 @@ from bloodcell_core.models.card import ModelCard
 from bloodcell_core.progress import ProgressFn
 
 FIT_VIEWS = ("identity", "rot180", "hflip", "vflip", "transpose", "rot90", "rot270")  # training views
-# Reports measured on the parent that would misdescribe the adapted model: left out of its card
+# Reports measured on the parent, and how the parent was made, would misdescribe the adapted model: left out of its card
 # (the parent's card keeps them; the commands' --record measures the adapted model anew).
-PARENT_ONLY_REPORTS = ("crosslab", "robustness", "shift_bench", "adaptation_curve")
+PARENT_ONLY_REPORTS = ("crosslab", "robustness", "shift_bench", "adaptation_curve", "history")
 MAX_FOLDS = 5
 
 

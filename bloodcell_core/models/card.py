@@ -255,7 +255,7 @@ class ModelCard(CardSection):
     """Everything serving needs besides the weights, and what a reader needs to trust the model.
 
     Sections that are measured reports (validation, robustness, shift bench, other laboratories,
-    adaptation, k-shot adaptation curves, training history) stay plain dicts: they are written
+    adaptation, k-shot adaptation curves, training history, how the model was made) stay plain dicts: they are written
     whole and read by display code.
     """
 
@@ -285,6 +285,7 @@ class ModelCard(CardSection):
     shift_bench: dict[str, Any] = _typed("dict", factory=dict)
     adaptation: dict[str, Any] = _typed("dict", factory=dict)
     adaptation_curve: dict[str, Any] = _typed("dict", factory=dict)  # k-shot curves, laboratories it never saw
+    history: dict[str, Any] = _typed("dict", factory=dict)  # lineage of commands and ablation (reporting.history)
 
     @classmethod
     def of(cls, card: ModelCard | Mapping[str, Any]) -> ModelCard:
