@@ -47,7 +47,7 @@ if card is not None:
     if history:
         with st.expander("How this model was made: its runs, and the ablation that chose its recipe"):
             st.caption("The command of each run, in order (from the model card):")
-            st.code(lineage_script(history), language="bash")
+            st.code(lineage_script(history), language="bash", wrap_lines=True)
             st.caption("Variants compared on held-out PBC images and on the real other laboratories "
                        "('unseen': a laboratory that variant never trained on):")
             st.dataframe(ablation_frame(history), hide_index=True, width="stretch")

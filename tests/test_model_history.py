@@ -16,7 +16,7 @@ SHIPPED_CARD = Path(__file__).resolve().parent.parent / "models" / "default" / "
 HISTORY_TEXT = {"lineage": [{"note": "a", "command": "python -m bloodcell_core train x --out a"},
                             {"command": "python -m bloodcell_core calibrate x --model a"}],
                 "ablation": {"columns": ["variant", "PBC held-out", "LISC"],
-                             "rows": [["*Round 1*", "", ""], ["**shipped**", "96.6%", "81.1% unseen"]]}}
+                             "rows": [["*Round 1*", "", ""], ["**shipped** (`--tta`)", "96.6%", "81.1% unseen"]]}}
 
 
 def test_the_readme_table_is_the_history_file_rendered() -> None:
@@ -36,8 +36,8 @@ def test_the_shipped_card_holds_the_history_file() -> None:
 def test_markdown_table_frame_and_script() -> None:
     table = ablation_markdown(HISTORY_TEXT).splitlines()
     assert table == ["| Variant | PBC held-out | LISC |", "| --- | ---: | ---: |", "| *Round 1* | | |",
-                     "| **shipped** | 96.6% | 81.1% unseen |"]
-    assert ablation_frame(HISTORY_TEXT).iloc[1].tolist() == ["shipped", "96.6%", "81.1% unseen"]
+                     "| **shipped** (`--tta`) | 96.6% | 81.1% unseen |"]
+    assert ablation_frame(HISTORY_TEXT).iloc[1].tolist() == ["shipped (--tta)", "96.6%", "81.1% unseen"]
     assert lineage_script(HISTORY_TEXT) == ("# a\npython -m bloodcell_core train x --out a\n"
                                             "python -m bloodcell_core calibrate x --model a")
     assert card_history({"name": "no history", "classes": ["a"]}) is None

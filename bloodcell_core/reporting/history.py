@@ -20,7 +20,7 @@ from bloodcell_core.errors import BloodcellError
 from bloodcell_core.models.card import ModelCard
 
 NUMERIC_FROM = 1  # ablation columns from this one on hold figures: right-aligned in the README
-_EMPHASIS = re.compile(r"(\*\*|\*)(.+?)\1")
+_EMPHASIS = re.compile(r"(\*\*|\*|`)(.+?)\1")
 
 
 def check_history(history: Any, source: str = "model history") -> dict[str, Any]:
@@ -63,7 +63,8 @@ def _markdown_row(cells: list[str]) -> str:
 
 
 def plain(text: str) -> str:
-    """``text`` without Markdown emphasis (the README bolds shipped rows, italicises round headers)."""
+    """``text`` without Markdown emphasis or code marks (the README bolds shipped rows, italicises
+    round headers and marks options as code)."""
     return _EMPHASIS.sub(r"\2", text)
 
 
