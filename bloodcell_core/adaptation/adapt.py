@@ -6,8 +6,8 @@ image to the parent's layer or the laboratory's, whichever domain its features a
 (:class:`bloodcell_core.models.architectures.LabGatedHead`): the new laboratory gets its own
 answers and the home laboratory keeps the parent's (refitting one shared layer cost 7-19 points
 at home in the measurements).  With unlabelled cells, BatchNorm statistics are first moved
-a quarter of the way to the laboratory's (:mod:`.batchnorm`).  The card records the parent, the data (fingerprint, counts per class),
-the method and settings, grouped cross-validated before/after accuracy on the laboratory's
+a quarter of the way to the laboratory's (:mod:`.batchnorm`).  The card records the parent, the
+data (fingerprint, counts per class), the method and settings, grouped cross-validated before/after accuracy on the laboratory's
 cells and, when the parent's PBC held-out images are readable, what adapting cost at home.
 The needs-review thresholds and the batch warning are refitted on the calibration images:
 the parent's held-out images (when readable) plus the laboratory's labelled cells.
@@ -37,8 +37,8 @@ from bloodcell_core.models.card import ModelCard
 from bloodcell_core.progress import ProgressFn
 
 FIT_VIEWS = ("identity", "rot180", "hflip", "vflip", "transpose", "rot90", "rot270")  # training views
-# Reports measured on the parent, and how the parent was made, would misdescribe the adapted model: left out of its card
-# (the parent's card keeps them; the commands' --record measures the adapted model anew).
+# Reports measured on the parent, and how the parent was made, would misdescribe the adapted model:
+# left out of its card (the parent's card keeps them; the commands' --record measure it anew).
 PARENT_ONLY_REPORTS = ("crosslab", "robustness", "shift_bench", "adaptation_curve", "history")
 MAX_FOLDS = 5
 

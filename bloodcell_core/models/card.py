@@ -255,8 +255,8 @@ class ModelCard(CardSection):
     """Everything serving needs besides the weights, and what a reader needs to trust the model.
 
     Sections that are measured reports (validation, robustness, shift bench, other laboratories,
-    adaptation, k-shot adaptation curves, training history, how the model was made) stay plain dicts: they are written
-    whole and read by display code.
+    adaptation, k-shot adaptation curves, training history, how the model was made) stay plain
+    dicts: they are written whole and read by display code.
     """
 
     name: str | None = _typed("str")
