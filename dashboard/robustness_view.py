@@ -162,6 +162,19 @@ def summary_frame(reports: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def trained_on_corruptions_note(card_config: Mapping[str, Any]) -> str | None:
+    """Say so when the model trained on this suite's corruptions (its card's ``corruption_variants``):
+    its curves then measure corruptions of a kind it has seen, on images it has not, which a reader
+    would otherwise take for robustness to the unforeseen."""
+    variants = int(card_config.get("corruption_variants") or 0)
+    if variants <= 0:
+        return None
+    copies = "one copy" if variants == 1 else f"{variants} copies"
+    return (f"This model trained with {copies} of each training image under a random corruption of this suite "
+            "at a random severity, so these curves measure corruptions of a kind it has seen, on held-out "
+            "images it has not. Other laboratories, below, are the test of what it has not seen.")
+
+
 def gallery_levels(name: str) -> int:
     """How many severities the gallery slider offers for ``name`` (Gaussian noise has one per sigma)."""
     return len(GAUSSIAN_SIGMAS) if name == NOISE else 5

@@ -321,6 +321,8 @@ def main() -> None:
                "contrast, saturation, stain deposits, bubbles (MedMNIST-C, bloodmnist parameters) and "
                "Gaussian noise; below, on other laboratories' images.")
     predictor = state.predictor_or_stop()
+    if note := view.trained_on_corruptions_note(predictor.card.config):
+        st.caption(note)
     model_dir = state.selected_model_dir()
     corruption_section(predictor, model_dir)
     st.divider()

@@ -71,6 +71,29 @@ def test_robustness_compares_two_models_on_the_same_images(robustness_data, tiny
     assert "second-model" in noise and "tiny-dashboard-test" in noise
 
 
+def test_robustness_page_says_when_the_model_trained_on_these_corruptions(robustness_data, tmp_path, monkeypatch):
+    from bloodcell_core.models.store import save_model
+    from tests.helpers_dashboard import build_tiny_model, tiny_model_card
+
+    card = {**tiny_model_card("trained-on-corruptions"), "config": {"corruption_variants": 1}}
+    model_dir = save_model(build_tiny_model(), card, tmp_path / "models" / "corrupted")
+    app = open_robustness()
+    assert not any("of a kind it has seen" in c.value for c in app.caption)  # the tiny model's card: no such config
+    monkeypatch.setenv("BLOODCELL_MODEL", str(model_dir))
+    monkeypatch.setenv("BLOODCELL_MODELS_DIR", str(model_dir.parent))
+    app = open_robustness()
+    assert not app.exception, [e.value for e in app.exception]
+    assert any("one copy of each training image" in c.value and "of a kind it has seen" in c.value
+               for c in app.caption)
+
+
+def test_trained_on_corruptions_note_follows_the_cards_config():
+    assert view.trained_on_corruptions_note({}) is None
+    assert view.trained_on_corruptions_note({"corruption_variants": 0}) is None
+    assert "one copy" in view.trained_on_corruptions_note({"corruption_variants": 1})
+    assert "3 copies" in view.trained_on_corruptions_note({"corruption_variants": 3})
+
+
 # -- tables and figures ----------------------------------------------------------------------------
 
 def fake_report(clean: float = 0.8) -> dict:
