@@ -172,3 +172,12 @@ def test_output_checks_create_nothing_and_the_writer_is_atomic(tmp_path: Path):
     assert deep.read_text() == "{}\n" and [p.name for p in deep.parent.iterdir()] == ["report.json"]
     with pytest.raises(OutputError, match="is a folder"):
         write_text(tmp_path / "new", "x")
+
+
+def test_every_train_option_says_what_it_does() -> None:
+    """``train --help`` explains each flag, not only its default (an ML engineer reads it to tune a run)."""
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    for action in train._actions:
+        if action.option_strings and action.dest != "help":
+            text = (action.help or "").split("(default:")[0].strip()
+            assert len(text) >= 10, f"{action.option_strings[0]} has no help of its own: {action.help!r}"

@@ -10,6 +10,9 @@ from bloodcell_core.cli_args import add_command
 from bloodcell_core.training.train import TrainConfig
 
 
+_HELP = {f.name: f.metadata["help"] for f in fields(TrainConfig)}
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     defaults = TrainConfig()
     parser = add_command(subparsers, "train", run, help="train a model on a folder, .npz or CSV manifest",
@@ -21,8 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="continue an interrupted run from its last epoch checkpoint (RUN_DIR/checkpoint); "
                              "data and options come from the run")
     parser.add_argument("--split", default=None, help="npz split to train on (default: all splits)")
-    parser.add_argument("--arch", default=defaults.arch,
-                        help="compact (default) or a keras.applications backbone, e.g. efficientnetb0")
+    parser.add_argument("--arch", default=defaults.arch, help=_HELP["arch"])
     parser.add_argument("--augment", default=",".join(defaults.augment),
                         help="comma-separated online augmentations (flip,rot90,zoom,colour,appearance,blur,"
                              "noise,randaugment,augmix,mixup,cutmix); '' for none")
@@ -32,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         flag = "--" + f.name.replace("_", "-")
         value = getattr(defaults, f.name)
         kind = type(value) if value is not None else (str if f.name in ("weights", "init_model") else int)
-        parser.add_argument(flag, type=kind, default=value, help=f"(default: {value})")
+        shown = "" if value is None else f" (default: {value})"
+        parser.add_argument(flag, type=kind, default=value, help=_HELP[f.name] + shown)
 
 
 def _config_from_args(args: argparse.Namespace) -> TrainConfig:

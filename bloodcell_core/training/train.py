@@ -29,38 +29,56 @@ PBC_CREDIT = ("Trained on the PBC dataset: A. Acevedo et al., 'A dataset of micr
               "CC BY 4.0.")
 
 
+def _option(default: Any = None, help: str = "", factory: Any = None) -> Any:
+    """A TrainConfig field whose ``help`` is what ``train --help`` says of its flag."""
+    if factory is not None:
+        return field(default_factory=factory, metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class TrainConfig:
-    arch: str = "compact"
-    input_size: int = 96
-    crop_size: int | None = None  # defaults to input_size
-    width: float = 1.0
-    epochs: int = 40
-    batch_size: int = 64
-    learning_rate: float = 2e-3
-    weight_decay: float = 1e-4
-    warmup_epochs: int = 2
-    label_smoothing: float = 0.1
-    dropout: float = 0.2
-    patience: int = 8
-    val_fraction: float = 0.15
-    seed: int = 42
-    augment: list[str] = field(default_factory=lambda: ["flip", "rot90", "zoom", "colour", "noise", "mixup"])
-    domain_variants: int = 1
-    corruption_variants: int = 1
-    clean_fraction: float = 0.5  # share of each epoch's samples drawn from the clean crop
-    weights: str | None = None
-    head_epochs: int = 3
-    unfreeze_fraction: float = 0.3
-    max_images: int | None = None
-    workers: int | None = None
-    precise_bn_batches: int = 0  # batches to re-estimate BatchNorm statistics on after training; 0: off
-    init_model: str | None = None  # a trained model folder to start from (same architecture and classes)
-    tta: str = "identity"  # test-time views stored in the card (bloodcell_core.inference.tta), e.g. identity,rot180
-    min_source_share: float = 0.1  # with several sources, each is oversampled to at least this share of an epoch
-    zoom: float = 0.2  # RandomZoom range of the "zoom" augmentation (+-): another lab frames its cells differently
-    appearance_share: float = 0.75  # share of images the "appearance" augmentation gives another laboratory's look
-    grayscale_share: float = 0.15  # share of those turned grey ("appearance"): colour can't carry the class alone
+    arch: str = _option("compact", "compact (default) or a keras.applications backbone, e.g. efficientnetb0")
+    input_size: int = _option(96, "side in pixels of the image the network sees")
+    crop_size: int | None = _option(None, "side of the prepared cell crop (default: input size; the model "
+                                          "resizes to its input when they differ)")
+    width: float = _option(1.0, "channel multiplier of the compact CNN")
+    epochs: int = _option(40, "passes over the training data (early stopping may end sooner)")
+    batch_size: int = _option(64, "images per training step")
+    learning_rate: float = _option(2e-3, "peak learning rate (AdamW, warm-up then cosine decay)")
+    weight_decay: float = _option(1e-4, "AdamW weight decay")
+    warmup_epochs: int = _option(2, "epochs of learning-rate warm-up")
+    label_smoothing: float = _option(0.1, "label smoothing of the cross-entropy")
+    dropout: float = _option(0.2, "dropout before the softmax layer")
+    patience: int = _option(8, "epochs without a lower validation loss before stopping (best weights kept)")
+    val_fraction: float = _option(0.15, "held-out share of each source and class (grouped by near-duplicates)")
+    seed: int = _option(42, "seed of the split, the epoch order and the augmentations")
+    augment: list[str] = _option(help="online augmentations", factory=lambda: ["flip", "rot90", "zoom", "colour",
+                                                                                 "noise", "mixup"])
+    domain_variants: int = _option(1, "offline copies of each image under a random scanner shift")
+    corruption_variants: int = _option(1, "offline copies of each image under a random MedMNIST-C corruption "
+                                          "(so the robustness benchmark's corruptions are not new to the model)")
+    clean_fraction: float = _option(0.5, "share of each epoch's samples drawn from the clean crop (the rest "
+                                         "from the offline copies)")
+    weights: str | None = _option(None, "local ImageNet weights file (no top) for a keras.applications "
+                                        "backbone; nothing is downloaded")
+    head_epochs: int = _option(3, "with --weights: epochs training the head on the frozen backbone first")
+    unfreeze_fraction: float = _option(0.3, "with --weights: top share of the backbone's layers fine-tuned "
+                                            "after the head (BatchNorm stays frozen)")
+    max_images: int | None = _option(None, "at most this many images of each source, equal per class (quick runs)")
+    workers: int | None = _option(None, "processes preparing the crops (default: every core)")
+    precise_bn_batches: int = _option(0, "batches to re-estimate BatchNorm statistics on after training, kept "
+                                         "only if the validation loss falls; 0: off")
+    init_model: str | None = _option(None, "a trained model folder to start from (same classes; the compact "
+                                           "CNN may change crop size or grow wider)")
+    tta: str = _option("identity", "test-time views stored in the card, e.g. identity,rot180")
+    min_source_share: float = _option(0.1, "with several sources, each is repeated to at least this share of "
+                                           "an epoch")
+    zoom: float = _option(0.2, "range (+-) of the zoom augmentation: another laboratory frames its cells "
+                               "differently")
+    appearance_share: float = _option(0.75, "share of images the appearance augmentation gives another "
+                                            "laboratory's look")
+    grayscale_share: float = _option(0.15, "share of those turned grey, so colour can't carry the class alone")
 
 
 def _subsample(dataset: Dataset, max_images: int | None, seed: int) -> Dataset:
