@@ -23,7 +23,8 @@ from bloodcell_core.reporting.history import ablation_markdown, read_history  # 
 ROOT = Path(__file__).resolve().parents[1]
 HISTORY = ROOT / "docs" / "model_history.json"
 README = ROOT / "README.md"
-TABLE_START = "<!-- ablation table: rendered from docs/model_history.json by `python scripts/model_history.py --readme` -->"
+TABLE_START = ("<!-- ablation table: rendered from docs/model_history.json by "
+               "`python scripts/model_history.py --readme` -->")
 TABLE_END = "<!-- end of ablation table -->"
 
 

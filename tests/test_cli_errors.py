@@ -181,3 +181,13 @@ def test_every_train_option_says_what_it_does() -> None:
         if action.option_strings and action.dest != "help":
             text = (action.help or "").split("(default:")[0].strip()
             assert len(text) >= 10, f"{action.option_strings[0]} has no help of its own: {action.help!r}"
+
+
+def test_train_augment_help_names_every_augmentation() -> None:
+    """The --augment help is written by hand (the CLI must not import TensorFlow to build it): it must
+    still name every augmentation the train command accepts."""
+    from bloodcell_core.training.augment import AUGMENTATIONS
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    augment_help = next(a.help for a in train._actions if a.dest == "augment")
+    assert all(name in augment_help for name in AUGMENTATIONS), augment_help

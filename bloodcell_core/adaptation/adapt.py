@@ -7,8 +7,9 @@ image to the parent's layer or the laboratory's, whichever domain its features a
 answers and the home laboratory keeps the parent's (refitting one shared layer cost 7-19 points
 at home in the measurements).  With unlabelled cells, BatchNorm statistics are first moved
 a quarter of the way to the laboratory's (:mod:`.batchnorm`).  The card records the parent, the
-data (fingerprint, counts per class), the method and settings, grouped cross-validated before/after accuracy on the laboratory's
-cells and, when the parent's PBC held-out images are readable, what adapting cost at home.
+data (fingerprint, counts per class), the method and settings, grouped cross-validated before/after
+accuracy on the laboratory's cells and, when the parent's PBC held-out images are readable, what
+adapting cost at home.
 The needs-review thresholds and the batch warning are refitted on the calibration images:
 the parent's held-out images (when readable) plus the laboratory's labelled cells.
 """

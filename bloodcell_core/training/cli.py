@@ -26,8 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--split", default=None, help="npz split to train on (default: all splits)")
     parser.add_argument("--arch", default=defaults.arch, help=_HELP["arch"])
     parser.add_argument("--augment", default=",".join(defaults.augment),
-                        help="comma-separated online augmentations (flip,rot90,zoom,colour,appearance,blur,"
-                             "noise,randaugment,augmix,mixup,cutmix); '' for none")
+                        help="comma-separated online augmentations (flip,rot90,zoom,colour,appearance,density,"
+                             "blur,noise,randaugment,augmix,mixup,cutmix); '' for none")
     for f in fields(TrainConfig):
         if f.name in ("arch", "augment"):
             continue
